@@ -1,0 +1,78 @@
+import { openImage } from './image/open.js';
+import { pushImage, type PushResult } from './oci/push.js';
+import { openRegistrySession, type RegistrySessionOptions } from './registrySession.js';
+
+export interface PushContainerImageOptions extends RegistrySessionOptions {
+  /** Validated repository name. */
+  repository: string;
+  /** OCI layout folder, docker save tarball or OCI archive (optionally .gz). */
+  imagePath: string;
+  /** Validated tags, at least one. */
+  tags: string[];
+  /** Blobs in flight at once. Default 4. */
+  concurrency?: number;
+  /** Private scratch space for compressed layers. */
+  tempDir: string;
+  /** zlib level for uncompressed docker save layers. Default 1. */
+  compressionLevel?: number;
+}
+
+export interface PushContainerImageResult extends PushResult {
+  /** `registry/repository@digest`, the immutable reference to deploy. */
+  imageRef: string;
+  format: string;
+}
+
+/** The PrivateAcrPushImage task, without Azure DevOps: read an image from disk and push it. */
+export async function pushContainerImage(options: PushContainerImageOptions): Promise<PushContainerImageResult> {
+  const { logger } = options;
+  const image = await openImage(options.imagePath, { tempDir: options.tempDir, compressionLevel: options.compressionLevel });
+  const session = openRegistrySession(options);
+  try {
+    logger.info(`Pushing ${image.format} ${options.imagePath} to ${options.host}/${options.repository} (tags: ${options.tags.join(', ')})`);
+    const result = await pushImage({
+      client: session.client,
+      repository: options.repository,
+      root: image.root,
+      tags: options.tags,
+      concurrency: options.concurrency,
+      logger,
+    });
+    const imageRef = `${options.host}/${options.repository}@${result.digest}`;
+    logger.info(
+      `Pushed ${imageRef}: ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsSkipped} already present, in ${(result.durationMs / 1000).toFixed(1)} s`,
+    );
+    return { ...result, imageRef, format: image.format };
+  } finally {
+    await Promise.all([image.close(), session.close()]);
+  }
+}
+
+/** The run summary attached to the pipeline run. */
+export function renderPushSummary(result: PushContainerImageResult): string {
+  const lines = [
+    '### Image pushed',
+    '',
+    '| | |',
+    '|---|---|',
+    `| Image | \`${result.imageRef}\` |`,
+    `| Tags | ${result.tags.map((tag) => `\`${tag}\``).join(', ')} |`,
+    `| Source | ${result.format} |`,
+    `| Uploaded | ${result.blobsUploaded} blobs, ${formatBytes(result.bytesUploaded)} (${result.blobsSkipped} already in the registry) |`,
+    `| Time | ${(result.durationMs / 1000).toFixed(1)} s |`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+

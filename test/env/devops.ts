@@ -88,7 +88,7 @@ export async function startDevOps(options: StartDevOpsOptions): Promise<DevOpsSt
   const subjectFor = (connectionName: string) => `sc://${organization}/${projectName}/${connectionName}`;
   const oidcPath = new RegExp(`^/${organization}/([^/]+)/_apis/distributedtask/hubs/([^/]+)/plans/([^/]+)/jobs/([^/]+)/oidctoken$`);
 
-  const server = await startServer(async (req, res) => {
+  const server = await startServer((req, res) => {
     const url = requestUrl(req);
     const record: DevOpsRequest = {
       method: req.method ?? '',

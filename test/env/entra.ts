@@ -6,7 +6,7 @@ import { X509Certificate, createHash, randomUUID, type JsonWebKey } from 'node:c
 import type * as http from 'node:http';
 import type { TestCa } from './ca.js';
 import { readForm, requestUrl, sendJson, startServer, type RunningServer } from './http.js';
-import { JwtError, createJwtIssuer, decodeJwt, nowSeconds, verifyJwt, type IssuedToken, type JwtClaims } from './jwt.js';
+import { JwtError, createJwtIssuer, decodeJwt, generateRsaKeyPair, nowSeconds, verifyJwt, type IssuedToken, type JwtClaims } from './jwt.js';
 
 export const CLIENT_ASSERTION_TYPE_JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 export const FEDERATED_TOKEN_AUDIENCE = 'api://AzureADTokenExchange';
@@ -134,13 +134,11 @@ export async function startEntra(options: StartEntraOptions): Promise<EntraStand
   const tokenRequests: EntraTokenRequest[] = [];
   const issuedTokens: IssuedToken[] = [];
 
-  const tls = await options.ca.issue(`entra-${randomUUID()}`, ['127.0.0.1', 'localhost']);
-  // The issuer URL needs the port, which exists only once the server listens; the key does not.
-  let tokenIssuer: Awaited<ReturnType<typeof createJwtIssuer>> | undefined;
-  const signer = () => {
-    if (!tokenIssuer) throw new Error('Entra stand-in is not started');
-    return tokenIssuer;
-  };
+  const [tls, keyPair] = await Promise.all([
+    options.ca.issue(`entra-${randomUUID()}`, ['127.0.0.1', 'localhost']),
+    // The issuer URL needs the port, which exists only once the server listens; the key does not.
+    generateRsaKeyPair(),
+  ]);
 
   const standIn: EntraStandIn = {
     url: '',
@@ -172,7 +170,7 @@ export async function startEntra(options: StartEntraOptions): Promise<EntraStand
       return identity;
     },
     clientSecrets: () => [...apps.values()].flatMap((app) => app.secrets),
-    verifyAccessToken: (token) => signer().verify(token),
+    verifyAccessToken: (token) => tokenIssuer.verify(token),
     stop: async () => {
       await Promise.all([server.stop(), imds.stop()]);
     },
@@ -195,7 +193,7 @@ export async function startEntra(options: StartEntraOptions): Promise<EntraStand
     const now = nowSeconds();
     const claims: JwtClaims = {
       aud: audience,
-      iss: signer().issuer,
+      iss: tokenIssuer.issuer,
       iat: now,
       nbf: now,
       exp: now + standIn.accessTokenLifetimeSeconds,
@@ -211,7 +209,7 @@ export async function startEntra(options: StartEntraOptions): Promise<EntraStand
       uti: randomUUID(),
       ver: '2.0',
     };
-    const token = signer().sign(claims);
+    const token = tokenIssuer.sign(claims);
     issuedTokens.push({ token, claims });
     return { token, claims };
   }
@@ -339,7 +337,7 @@ export async function startEntra(options: StartEntraOptions): Promise<EntraStand
         cloud_instance_name: '127.0.0.1',
       });
     } else if (keys && keys[1] === tenantId) {
-      sendJson(res, 200, signer().jwks);
+      sendJson(res, 200, tokenIssuer.jwks);
     } else if (token) {
       const record: EntraTokenRequest = { host: req.headers.host ?? '', path: url.pathname, status: 0 };
       tokenRequests.push(record);
@@ -358,7 +356,7 @@ export async function startEntra(options: StartEntraOptions): Promise<EntraStand
   }, tls);
 
   // IMDS: GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=<res>[&client_id=<id>] with `Metadata: true`.
-  const imds: RunningServer = await startServer(async (req, res) => {
+  const imds: RunningServer = await startServer((req, res) => {
     const url = requestUrl(req);
     const clientId = url.searchParams.get('client_id') ?? undefined;
     const record: EntraTokenRequest = {
@@ -396,9 +394,9 @@ export async function startEntra(options: StartEntraOptions): Promise<EntraStand
     });
   });
 
+  const tokenIssuer = await createJwtIssuer(`${server.url}/${tenantId}/v2.0`, keyPair);
   standIn.url = server.url;
   standIn.authorityUrl = `${server.url}/`;
   standIn.imdsUrl = imds.url;
-  tokenIssuer = await createJwtIssuer(`${server.url}/${tenantId}/v2.0`);
   return standIn;
 }

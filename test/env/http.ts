@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 
-export type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
+export type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
 
 export interface RunningServer {
   /** `https://127.0.0.1:<port>` or `http://…` for the plain servers. */
@@ -21,7 +21,7 @@ export interface TlsIdentity {
 /** Answers every request with `handler`; an exception becomes a 500 so a stand-in bug shows up as a failing test, not a hang. */
 export async function startServer(handler: Handler, tls?: TlsIdentity): Promise<RunningServer> {
   const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    handler(req, res).catch((error: unknown) => {
+    Promise.resolve().then(() => handler(req, res)).catch((error: unknown) => {
       if (!res.headersSent) sendJson(res, 500, { error: 'stand_in_failure', error_description: String(error) });
       else res.destroy();
     });

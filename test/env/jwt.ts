@@ -136,8 +136,9 @@ export interface JwtIssuer {
   jwks: { keys: JsonWebKey[] };
 }
 
-export async function createJwtIssuer(issuerUrl: string): Promise<JwtIssuer> {
-  const { privateKey, publicKey } = await generateRsaKeyPair();
+/** `keyPair` lets a server make its key before it knows its own URL (the issuer usually contains it). */
+export async function createJwtIssuer(issuerUrl: string, keyPair?: RsaKeyPair): Promise<JwtIssuer> {
+  const { privateKey, publicKey } = keyPair ?? (await generateRsaKeyPair());
   const exported = publicKey.export({ format: 'jwk' });
   const kid = rsaThumbprint(exported);
   const publicJwk: JsonWebKey = { ...exported, kid, alg: 'RS256', use: 'sig' };

@@ -114,6 +114,12 @@ async function startOnce(options: StartRegistryOptions, attempt: number): Promis
   child.once('exit', () => {
     exited = true;
   });
+  // Without a listener a missing binary would crash the test process instead of failing the start.
+  let spawnError: Error | undefined;
+  child.once('error', (error) => {
+    spawnError = error;
+    exited = true;
+  });
   const stop = async () => {
     forgetOnExit();
     await stopChild(child);
@@ -122,8 +128,9 @@ async function startOnce(options: StartRegistryOptions, attempt: number): Promis
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (exited) {
-      const tail = await logTail(logPath);
       forgetOnExit();
+      if (spawnError) throw new Error(`cannot run ${REGISTRY_BINARY} (${spawnError.message}); run scripts/install-test-tools.sh`);
+      const tail = await logTail(logPath);
       if (/address already in use/.test(tail)) return 'port-taken';
       throw new Error(`docker-registry exited during startup: ${tail}`);
     }

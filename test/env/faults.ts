@@ -1,0 +1,230 @@
+// A TLS reverse proxy in front of the registry that can break one chosen request: reset the
+// connection part-way through an upload, answer 429/5xx, or answer 401 as if the token expired.
+// Bodies stream through in both directions (nothing is buffered), and the Host header is passed on
+// unchanged so the registry's upload Locations point back at the proxy.
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { randomUUID } from 'node:crypto';
+import type { TestCa } from './ca.js';
+import { closeServer, listen } from './http.js';
+
+export interface FaultMatch {
+  /** e.g. `PATCH`; default any. */
+  method?: string;
+  /** Tested against the request path with its query; default any. */
+  pathPattern?: RegExp;
+  /** Fire on the nth request (1-based) that matches method and path; default 1. */
+  nth?: number;
+}
+
+export type FaultAction =
+  /** Forward this many request-body bytes (default 0), then drop both connections without an answer. */
+  | { kind: 'reset'; afterRequestBodyBytes?: number }
+  /** Answer instead of the registry, e.g. `{ status: 429, headers: { 'Retry-After': '1' } }`. */
+  | { kind: 'respond'; status: number; headers?: Record<string, string>; body?: string }
+  /** Answer the registry's own 401 challenge for this request, as when a token expired mid-push. */
+  | { kind: 'expiredToken' };
+
+export type Fault = FaultMatch & FaultAction;
+
+export interface InjectedFault {
+  /** True once the fault acted on a request. */
+  readonly fired: boolean;
+}
+
+export interface ProxiedRequest {
+  method: string;
+  /** Path and query. */
+  path: string;
+  /** What the client got; 0 when the connection was reset. */
+  status: number;
+  /** Request-body bytes received from the client. */
+  bytesIn: number;
+  /** The fault that acted on this request, if any. */
+  fault?: FaultAction['kind'];
+}
+
+export interface StartFaultProxyOptions {
+  ca: TestCa;
+  /** The upstream registry, e.g. `https://127.0.0.1:5000`; its certificate must come from `ca`. */
+  target: string;
+}
+
+export interface FaultProxy {
+  /** `127.0.0.1:<port>`: use it as the registry host to go through the proxy. */
+  host: string;
+  url: string;
+  /** Arms a fault; it acts once, on its nth matching request after this call. */
+  inject(fault: Fault): InjectedFault;
+  requests: ProxiedRequest[];
+  stop(): Promise<void>;
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are not forwarded.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+
+/** End-to-end headers from raw pairs, keeping repeats (two WWW-Authenticate lines stay two). */
+function endToEndHeaders(rawHeaders: string[]): Map<string, string[]> {
+  const headers = new Map<string, string[]>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+    headers.set(name, [...(headers.get(name) ?? []), rawHeaders[i + 1]]);
+  }
+  return headers;
+}
+
+function outgoingHeaders(rawHeaders: string[]): http.OutgoingHttpHeaders {
+  return Object.fromEntries([...endToEndHeaders(rawHeaders)].map(([name, values]) => [name, values.length === 1 ? values[0] : values]));
+}
+
+interface ArmedFault {
+  fault: Fault;
+  matches: number;
+  fired: boolean;
+}
+
+export async function startFaultProxy(options: StartFaultProxyOptions): Promise<FaultProxy> {
+  const target = new URL(options.target);
+  const tls = await options.ca.issue(`fault-proxy-${randomUUID()}`, ['127.0.0.1', 'localhost']);
+  const upstreamAgent = new https.Agent({ keepAlive: true, ca: options.ca.caCertPem });
+  const armed: ArmedFault[] = [];
+  const requests: ProxiedRequest[] = [];
+
+  /** The first armed fault for which this request is the nth match; it is disarmed as it fires. */
+  function faultFor(req: http.IncomingMessage): Fault | undefined {
+    for (const entry of armed) {
+      if (entry.fired) continue;
+      const { method, pathPattern, nth = 1 } = entry.fault;
+      if (method !== undefined && method.toUpperCase() !== req.method) continue;
+      if (pathPattern !== undefined && !pathPattern.test(req.url ?? '')) continue;
+      entry.matches += 1;
+      if (entry.matches === nth) {
+        entry.fired = true;
+        return entry.fault;
+      }
+    }
+    return undefined;
+  }
+
+  function upstreamRequest(req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, onResponse: (res: http.IncomingMessage) => void): http.ClientRequest {
+    return https.request({
+      protocol: target.protocol, hostname: target.hostname, port: target.port,
+      method: req.method, path: req.url, headers, agent: upstreamAgent,
+    }, onResponse);
+  }
+
+  function relayResponse(upstream: http.IncomingMessage, res: http.ServerResponse, record: ProxiedRequest): void {
+    record.status = upstream.statusCode ?? 502;
+    res.writeHead(record.status, outgoingHeaders(upstream.rawHeaders));
+    upstream.pipe(res);
+  }
+
+  function badGateway(res: http.ServerResponse, record: ProxiedRequest, error: Error): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    record.status = 502;
+    res.writeHead(502, { 'Content-Type': 'text/plain' });
+    res.end(`fault proxy: upstream failed: ${error.message}`);
+  }
+
+  /** Forwards the request, streaming the body; with `cutAfter`, drops both sides once that many body bytes went through. */
+  function forward(req: http.IncomingMessage, res: http.ServerResponse, record: ProxiedRequest, cutAfter?: number): void {
+    const upstream = upstreamRequest(req, outgoingHeaders(req.rawHeaders), (upstreamRes) => relayResponse(upstreamRes, res, record));
+    upstream.on('error', (error) => badGateway(res, record, error));
+    req.on('close', () => {
+      if (!req.complete) upstream.destroy();
+    });
+    if (cutAfter === undefined) {
+      req.pipe(upstream);
+      return;
+    }
+    const reset = () => {
+      record.status = 0;
+      upstream.destroy();
+      req.socket.destroy();
+    };
+    if (cutAfter === 0) return reset();
+    let forwarded = 0;
+    req.on('data', (chunk: Buffer) => {
+      const room = cutAfter - forwarded;
+      const part = chunk.length >= room ? chunk.subarray(0, room) : chunk;
+      forwarded += part.length;
+      // Respect the upstream's backpressure like pipe() would.
+      if (!upstream.write(part)) {
+        req.pause();
+        upstream.once('drain', () => req.resume());
+      }
+      if (forwarded >= cutAfter) reset();
+    });
+    req.on('end', () => upstream.end());
+  }
+
+  /** Asks the registry itself for the challenge of this method and path (no credentials, no body). */
+  function answerWithChallenge(req: http.IncomingMessage, res: http.ServerResponse, record: ProxiedRequest): void {
+    req.resume();
+    const headers = outgoingHeaders(req.rawHeaders);
+    for (const name of Object.keys(headers)) {
+      if (/^(authorization|content-length|content-type|content-range)$/i.test(name)) delete headers[name];
+    }
+    headers['Content-Length'] = '0';
+    const probe = upstreamRequest(req, headers, (upstreamRes) => {
+      if (upstreamRes.statusCode !== 401) {
+        upstreamRes.resume();
+        badGateway(res, record, new Error(`registry answered an anonymous ${req.method ?? ''} with ${upstreamRes.statusCode ?? 0}, not a 401 challenge`));
+        return;
+      }
+      relayResponse(upstreamRes, res, record);
+    });
+    probe.on('error', (error) => badGateway(res, record, error));
+    probe.end();
+  }
+
+  const server = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+    const record: ProxiedRequest = { method: req.method ?? '', path: req.url ?? '', status: 0, bytesIn: 0 };
+    requests.push(record);
+    req.on('data', (chunk: Buffer) => {
+      record.bytesIn += chunk.length;
+    });
+    const fault = faultFor(req);
+    if (fault) record.fault = fault.kind;
+    switch (fault?.kind) {
+      case undefined:
+        return forward(req, res, record);
+      case 'reset':
+        return forward(req, res, record, fault.afterRequestBodyBytes ?? 0);
+      case 'respond': {
+        req.resume();
+        record.status = fault.status;
+        const body = fault.body ?? '';
+        res.writeHead(fault.status, { ...fault.headers, 'Content-Length': Buffer.byteLength(body) });
+        res.end(body);
+        return;
+      }
+      case 'expiredToken':
+        return answerWithChallenge(req, res, record);
+    }
+  });
+  const running = await listen(server, 'https');
+
+  return {
+    host: `127.0.0.1:${running.port}`,
+    url: running.url,
+    inject(fault) {
+      const entry: ArmedFault = { fault, matches: 0, fired: false };
+      armed.push(entry);
+      return {
+        get fired() {
+          return entry.fired;
+        },
+      };
+    },
+    requests,
+    stop: async () => {
+      await closeServer(server);
+      upstreamAgent.destroy();
+    },
+  };
+}

@@ -153,7 +153,7 @@ entra_token() {
   body=${response%$'\n'*}
   token=$(jq -r '.access_token // empty' <<<"$body" 2>/dev/null || true)
   if [[ $status != 200 || -z $token ]]; then
-    log "workload identity: Entra answered $status: $(jq -r '[.error, .error_description] | map(select(. != null)) | join(": ") | split("\n")[0]' <<<"$body" 2>/dev/null || echo 'no error description')"
+    log "workload identity: Entra answered $status: $(jq -r '[.error, .error_description] | map(select(. != null)) | join(": ") | split("\r\n")[0] | split("\n")[0]' <<<"$body" 2>/dev/null || echo 'no error description')"
     return 1
   fi
   printf '%s' "$token"
@@ -246,7 +246,7 @@ descends_from_listener() { # <pid>
   local pid=$1 stat
   while ((pid > 1)); do
     ((pid != listener_pid)) || return 0
-    { stat=$(<"/proc/$pid/stat"); } 2>/dev/null || return 1
+    { read -r stat <"/proc/$pid/stat"; } 2>/dev/null || return 1
     # Fields after the command name (which may hold spaces and parentheses): state, parent's PID.
     read -r _ pid _ <<<"${stat##*) }"
   done
@@ -255,7 +255,7 @@ descends_from_listener() { # <pid>
 
 process_running() { # <pid>: alive and not a zombie waiting to be reaped
   local stat state
-  { stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
   read -r state _ <<<"${stat##*) }"
   [[ $state != Z ]]
 }

@@ -1,0 +1,24 @@
+import * as tl from 'azure-pipelines-task-lib/task.js';
+import { pushContainerImage, renderPushSummary } from '../../src/pushContainerImage.js';
+import { agentTempDirectory, agentTransportOptions, attachSummary, runTask, taskLogger, taskSecrets } from '../common/host.js';
+import { readInputs } from './inputs.js';
+
+void runTask(async () => {
+  const inputs = readInputs();
+  const result = await pushContainerImage({
+    host: inputs.registry,
+    auth: inputs.auth,
+    repository: inputs.repository,
+    imagePath: inputs.imagePath,
+    tags: inputs.tags,
+    concurrency: inputs.concurrency,
+    transport: agentTransportOptions(),
+    tempDir: agentTempDirectory(),
+    logger: taskLogger,
+    secrets: taskSecrets,
+  });
+  tl.setVariable('digest', result.digest, false, true);
+  tl.setVariable('imageRef', result.imageRef, false, true);
+  attachSummary('push-image', renderPushSummary(result));
+  tl.setResult(tl.TaskResult.Succeeded, `Pushed ${result.imageRef}`);
+});

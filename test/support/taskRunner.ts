@@ -1,0 +1,126 @@
+// Runs a bundled task the way the Azure Pipelines agent does: a node child process whose inputs,
+// service connections and variables arrive as environment variables, task.json defaults filled in
+// and `$(Variable)` macros expanded, and whose `##vso[…]` logging commands are parsed afterwards.
+// Like the agent, it masks connection secrets and every value registered with `task.setsecret`
+// from that line on, so a token that shows up in `maskedOutput` was printed before it was registered.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+export const AGENT_VERSION = '4.266.2';
+
+export interface ServiceConnection {
+  scheme: string;
+  url?: string;
+  /** Authorization parameters; keys as the agent stores them (case kept, upper-cased in the env). */
+  parameters: Record<string, string>;
+  data?: Record<string, string>;
+}
+
+export interface TaskRunOptions {
+  inputs: Record<string, string>;
+  /** Service connections by id, referenced from inputs. */
+  connections?: Record<string, ServiceConnection>;
+  /** Pipeline variables such as `Build.BuildId` or `System.OidcRequestUri`. */
+  variables?: Record<string, string>;
+  /** Extra process environment (NODE_EXTRA_CA_CERTS, AZURE_* of an agent pod …). */
+  env?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+export interface TaskRun {
+  exitCode: number | null;
+  result?: string;
+  /** The message of `task.complete`. */
+  message?: string;
+  errors: string[];
+  warnings: string[];
+  outputs: Record<string, string>;
+  summaries: string[];
+  /** stdout + stderr after the agent's masking. */
+  maskedOutput: string;
+  /** Every value the task registered with setSecret. */
+  registeredSecrets: string[];
+}
+
+interface TaskJson {
+  inputs: { name: string; defaultValue?: string }[];
+}
+
+// Authorization parameters the agent treats as secret and masks before the task starts.
+const SECRET_PARAMETER = /key|secret|password|token|certificate/i;
+
+export async function runTask(task: string, options: TaskRunOptions): Promise<TaskRun> {
+  const taskDir = join(ROOT, 'dist', 'extension', 'tasks', task);
+  const taskJson = JSON.parse(readFileSync(join(taskDir, 'task.json'), 'utf8')) as TaskJson;
+  const tempDir = mkdtempSync(join(tmpdir(), `agent-temp-${task}-`));
+  const variables: Record<string, string> = {
+    'Agent.TempDirectory': tempDir,
+    'Agent.Version': AGENT_VERSION,
+    'Build.BuildId': '4711',
+    'System.DefaultWorkingDirectory': ROOT,
+    ...options.variables,
+  };
+  const expand = (value: string) => value.replace(/\$\(([^)]+)\)/g, (macro, name: string) => variables[name] ?? macro);
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tempDir, ...options.env };
+  for (const [name, value] of Object.entries(variables)) env[name.replace(/\./g, '_').toUpperCase()] = value;
+  for (const input of taskJson.inputs) {
+    const value = options.inputs[input.name] ?? input.defaultValue;
+    if (value !== undefined) env[`INPUT_${input.name.toUpperCase()}`] = expand(value);
+  }
+  const unknown = Object.keys(options.inputs).filter((name) => !taskJson.inputs.some((input) => input.name === name));
+  if (unknown.length) throw new Error(`${task} has no inputs named ${unknown.join(', ')}`);
+
+  const masked = new Set<string>();
+  for (const [id, connection] of Object.entries(options.connections ?? {})) {
+    if (connection.url) env[`ENDPOINT_URL_${id}`] = connection.url;
+    env[`ENDPOINT_AUTH_${id}`] = JSON.stringify({ scheme: connection.scheme, parameters: connection.parameters });
+    env[`ENDPOINT_AUTH_SCHEME_${id}`] = connection.scheme;
+    for (const [key, value] of Object.entries(connection.parameters)) {
+      env[`ENDPOINT_AUTH_PARAMETER_${id}_${key.toUpperCase()}`] = value;
+      if (SECRET_PARAMETER.test(key)) masked.add(value);
+    }
+    for (const [key, value] of Object.entries(connection.data ?? {})) env[`ENDPOINT_DATA_${id}_${key.toUpperCase()}`] = value;
+  }
+
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [join(taskDir, 'index.js')], { env, cwd: tempDir, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, out, err) =>
+      resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout: out, stderr: err }),
+    );
+  });
+
+  const run: TaskRun = { exitCode: code, errors: [], warnings: [], outputs: {}, summaries: [], maskedOutput: '', registeredSecrets: [] };
+  const maskedLines: string[] = [];
+  for (const line of `${stdout}\n${stderr}`.split('\n')) {
+    const mask = (text: string) => [...masked].filter(Boolean).reduce((acc, secret) => acc.split(secret).join('***'), text);
+    const command = /^##vso\[([\w.]+)([^\]]*)\](.*)$/.exec(line);
+    if (command) {
+      const [, name, rawProperties, value] = command as unknown as [string, string, string, string];
+      const properties = Object.fromEntries(
+        rawProperties
+          .trim()
+          .split(';')
+          .filter(Boolean)
+          .map((pair) => pair.split('=') as [string, string]),
+      );
+      if (name === 'task.setsecret') {
+        masked.add(value);
+        run.registeredSecrets.push(value);
+        maskedLines.push('##vso[task.setsecret]***');
+        continue;
+      }
+      if (name === 'task.complete') {
+        run.result = properties.result;
+        run.message = value;
+      } else if (name === 'task.issue' && properties.type === 'error') run.errors.push(value);
+      else if (name === 'task.issue' && properties.type === 'warning') run.warnings.push(value);
+      else if (name === 'task.setvariable' && properties.isOutput === 'true') run.outputs[properties.variable!] = value;
+      else if (name === 'task.uploadsummary') run.summaries.push(readFileSync(value, 'utf8'));
+    }
+    maskedLines.push(mask(line));
+  }
+  run.maskedOutput = maskedLines.join('\n');
+  return run;
+}

@@ -1,5 +1,6 @@
 // Runs agent-image/start.sh against the fake agent package (test/agent-image/fake-agent) in a
 // throw-away sandbox, and reads back what the fake agent and the fake Azure DevOps side recorded.
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -203,4 +204,15 @@ export async function processEnvironment(pid: number): Promise<string[]> {
 
 export function eventNames(events: AgentEvent[]): string[] {
   return events.map((e) => (e.details ? `${e.name} ${e.details}` : e.name)).map((line) => line.replace(/^listener-started \d+/, 'listener-started'));
+}
+
+/** The listener's environment holds none of the secrets, pins the agent version and hides credential names from capabilities. */
+export async function assertListenerEnvironment(sandbox: Sandbox, ...secrets: string[]): Promise<void> {
+  const pid = await sandbox.listenerPid();
+  const environment = await processEnvironment(pid);
+  for (const secret of secrets) assert.ok(!environment.join('\n').includes(secret), 'a secret is in the listener environment');
+  assert.ok(!environment.some((entry) => entry.startsWith('VSTS_AGENT_INPUT_')));
+  assert.ok(environment.includes('agent.disableupdate=true'));
+  const ignored = environment.find((entry) => entry.startsWith('VSO_AGENT_IGNORE='))?.split('=')[1].split(',') ?? [];
+  for (const name of ['AZP_TOKEN_FILE', 'AZP_CLIENT_SECRET_FILE', 'AZURE_FEDERATED_TOKEN_FILE']) assert.ok(ignored.includes(name), name);
 }

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import {
   type ConfigRecord,
   Sandbox,
+  assertListenerEnvironment,
   eventNames,
   fakeAgentSource,
   processEnvironment,
@@ -58,17 +59,6 @@ function assertCredential(record: ConfigRecord, auth: Auth, secret: string): voi
     assert.deepEqual(record.envInputs, ['clientsecret']);
   }
   assert.ok(!record.argv.join(' ').includes(secret));
-}
-
-/** The listener's environment holds no secret, pins the agent version and hides credential names from capabilities. */
-async function assertListenerEnvironment(sandbox: Sandbox, secret: string): Promise<void> {
-  const pid = await sandbox.listenerPid();
-  const environment = await processEnvironment(pid);
-  assert.ok(!environment.join('\n').includes(secret), 'the secret is in the listener environment');
-  assert.ok(!environment.some((entry) => entry.startsWith('VSTS_AGENT_INPUT_')));
-  assert.ok(environment.includes('agent.disableupdate=true'));
-  const ignored = environment.find((entry) => entry.startsWith('VSO_AGENT_IGNORE='))?.split('=')[1].split(',') ?? [];
-  for (const name of ['AZP_TOKEN_FILE', 'AZP_CLIENT_SECRET_FILE', 'AZURE_FEDERATED_TOKEN_FILE']) assert.ok(ignored.includes(name), name);
 }
 
 void describe('start.sh registers and runs the agent', () => {

@@ -11,7 +11,7 @@ import { createJwtIssuer, decodeJwt } from '../env/jwt.js';
 import { writeTinyImageLayout } from '../env/oci-layout.js';
 import { ToolError, runTool } from '../env/processes.js';
 
-describe('registry environment', () => {
+void describe('registry environment', () => {
   let env: AcrEnvironment;
   let workDir: string;
 
@@ -28,7 +28,7 @@ describe('registry environment', () => {
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
-  it('answers an anonymous request with the 401 challenge naming the token server realm', async () => {
+  void it('answers an anonymous request with the 401 challenge naming the token server realm', async () => {
     const response = await request(`${env.registry.url}/v2/demo/hello/tags/list`, { ca: env.ca.caCertPem });
     assert.equal(response.status, 401);
     assert.equal(
@@ -37,7 +37,7 @@ describe('registry environment', () => {
     );
   });
 
-  it('refuses a token the token server did not sign', async () => {
+  void it('refuses a token the token server did not sign', async () => {
     const forged = env.entra.addSecretClient('forger', 'irrelevant');
     const { token } = await forgeRegistryToken(env, forged.objectId);
     const response = await request(`${env.registry.url}/v2/`, { ca: env.ca.caCertPem, headers: { authorization: `Bearer ${token}` } });
@@ -46,7 +46,7 @@ describe('registry environment', () => {
     assert.match(String(response.headers['www-authenticate']), /error="invalid_token"/);
   });
 
-  it('lets skopeo push an image with token-server credentials and reads back the same manifest', async () => {
+  void it('lets skopeo push an image with token-server credentials and reads back the same manifest', async () => {
     const trust = await env.createClientTrust({ role: 'push' });
     assert.equal((await stat(trust.authFile)).mode & 0o777, 0o600);
     const image = await writeTinyImageLayout(path.join(workDir, 'image'), { tag: 'v1' });
@@ -68,7 +68,7 @@ describe('registry environment', () => {
     assert.ok(tokenRequests.some((entry) => entry.scopes.includes('repository:demo/hello:pull,push') && entry.status === 200));
   });
 
-  it('denies push to a pull-only principal but lets it pull', async () => {
+  void it('denies push to a pull-only principal but lets it pull', async () => {
     const pusher = await env.createClientTrust({ role: 'push' });
     const image = await writeTinyImageLayout(path.join(workDir, 'pull-only'), { tag: 'v1', content: 'pull-only\n' });
     await runTool('skopeo', ['copy', ...registryTrustArgs.skopeoDestination(pusher), `oci:${image.layoutDir}:v1`, `docker://${pusher.host}/demo/readonly:v1`]);
@@ -87,7 +87,7 @@ describe('registry environment', () => {
     assert.equal(raw.stdout, image.manifestBytes.toString('utf8'));
   });
 
-  it('keeps a repository-scoped user to its repositories', async () => {
+  void it('keeps a repository-scoped user to its repositories', async () => {
     env.tokenServer.addUser('ci-token', 'scoped-password', 'push', { repositories: ['team/allowed'] });
     const image = await writeTinyImageLayout(path.join(workDir, 'scoped'), { tag: 'v1', content: 'scoped\n' });
     const trust = await env.clientTrustFor({ username: 'ci-token', password: 'scoped-password' });
@@ -98,7 +98,7 @@ describe('registry environment', () => {
     );
   });
 
-  it('lets oras and helm verify what was pushed with their trust arguments', async () => {
+  void it('lets oras and helm verify what was pushed with their trust arguments', async () => {
     const trust = await env.createClientTrust({ role: 'push' });
     const chartDir = path.join(workDir, 'charts');
     await mkdir(chartDir);
@@ -116,7 +116,7 @@ describe('registry environment', () => {
     assert.match(shown.stdout, /^version: 1\.2\.3$/m);
   });
 
-  it('refuses the clients when they do not trust the test CA', async () => {
+  void it('refuses the clients when they do not trust the test CA', async () => {
     const trust = await env.createClientTrust({ role: 'pull' });
     const error = await runTool(testToolPath('oras'), ['repo', 'tags', '--registry-config', trust.authFile, `${trust.host}/demo/hello`]).then(() => undefined, (failure: unknown) => failure);
     assert.ok(error instanceof ToolError);

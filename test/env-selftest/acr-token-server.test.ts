@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { ACR_REFRESH_TOKEN_USERNAME, parseScope } from '../env/acr.js';
+import { ACR_REFRESH_TOKEN_USERNAME, parseScope, startAcrTokenServer } from '../env/acr.js';
 import { startAcrEnvironment, type AcrEnvironment, type ServicePrincipal } from '../env/environment.js';
 import { formBody, request, type ClientResponse } from '../env/http.js';
 import { decodeJwt, verifyJwt } from '../env/jwt.js';
@@ -60,7 +60,20 @@ void describe('ACR token server stand-in', () => {
     assert.equal(wrongTenant.status, 401);
     assert.match(errorMessage(wrongTenant), /tenant/);
 
-    // A token signed by someone else than the registry's Entra tenant.
+    // A registry in another tenant refuses the token by its tid, even when the request names no tenant.
+    const otherTenantServer = await startAcrTokenServer({ ca: env.ca, entra: env.entra, tenantId: '66666666-7777-8888-9999-000000000000' });
+    try {
+      otherTenantServer.registerService(env.registry.service);
+      const byTid = await request(`${otherTenantServer.url}/oauth2/exchange`, {
+        method: 'POST', ca: env.ca.caCertPem, ...formBody({ grant_type: 'access_token', service: env.registry.service, access_token: token }),
+      });
+      assert.equal(byTid.status, 401);
+      assert.match(errorMessage(byTid), /tenant/);
+    } finally {
+      await otherTenantServer.stop();
+    }
+
+    // A token whose claims were changed after Entra signed it.
     const [header, , signature] = token.split('.');
     const tampered = `${header}.${Buffer.from(JSON.stringify({ ...decodeJwt(token).claims, oid: 'someone-else' })).toString('base64url')}.${signature}`;
     assert.equal((await exchange(tampered)).status, 401);

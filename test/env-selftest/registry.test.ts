@@ -116,6 +116,16 @@ void describe('registry environment', () => {
     assert.match(shown.stdout, /^version: 1\.2\.3$/m);
   });
 
+  void it('lists every secret and token it handed out, for leak scans', async () => {
+    const trust = await env.createClientTrust({ role: 'pull' });
+    const { auths } = JSON.parse(await readFile(trust.authFile, 'utf8')) as { auths: Record<string, { auth: string }> };
+    const refreshToken = Buffer.from(auths[trust.host].auth, 'base64').toString('utf8').split(':')[1];
+    const secrets = env.secrets();
+    for (const secret of [trust.clientSecret, refreshToken, env.devops.systemAccessToken, env.entra.issuedTokens.at(-1)?.token]) {
+      assert.ok(secret && secrets.includes(secret));
+    }
+  });
+
   void it('refuses the clients when they do not trust the test CA', async () => {
     const trust = await env.createClientTrust({ role: 'pull' });
     const error = await runTool(testToolPath('oras'), ['repo', 'tags', '--registry-config', trust.authFile, `${trust.host}/demo/hello`]).then(() => undefined, (failure: unknown) => failure);

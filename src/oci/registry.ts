@@ -106,26 +106,24 @@ export class RegistryClient {
     if (started.status !== 202) throw await this.failure(started, `starting an upload to ${repository}`);
     await started.discard();
     let location = this.location(started);
-    const hash = createHash('sha256');
+    let hash = createHash('sha256');
     for (let offset = 0; offset < blob.size; offset += this.chunkSize) {
       const end = Math.min(blob.size, offset + this.chunkSize);
-      const chunk = await this.send(repository, () => ({
-        method: 'PATCH',
-        url: location,
-        headers: {
-          'content-type': 'application/octet-stream',
-          'content-length': String(end - offset),
-          'content-range': `${offset}-${end - 1}`,
-        },
-        body: blob.open(offset, end).pipe(
-          tap((bytes) => {
-            hash.update(bytes);
-            onBytes(bytes.length);
-          }),
-        ),
-      }));
+      // `send` may send the chunk twice (after a 401); each try hashes into its own copy.
+      let attemptHash = hash;
+      const chunk = await this.send(repository, () => {
+        attemptHash = hash.copy();
+        return {
+          method: 'PATCH',
+          url: location,
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - offset), 'content-range': `${offset}-${end - 1}` },
+          body: blob.open(offset, end).pipe(tap((bytes) => attemptHash.update(bytes))),
+        };
+      });
       if (chunk.status !== 202) throw await this.failure(chunk, `uploading ${blob.digest} to ${repository}`);
       await chunk.discard();
+      hash = attemptHash;
+      onBytes(end - offset);
       location = this.location(chunk);
     }
     const actual = `sha256:${hash.digest('hex')}`;

@@ -1,0 +1,420 @@
+// PrivateAcrPushImage@1 end to end: the bundled task, run as the agent runs it, pushes into the real
+// registry behind the Azure stand-ins; skopeo checks what landed. One environment for the file.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startAcrEnvironment, registryTrustArgs, type AcrEnvironment, type RegistryClientTrust } from '../env/environment.js';
+import { createJwtIssuer } from '../env/jwt.js';
+import { runTool } from '../env/processes.js';
+import { makeLayers, sha256, writeDockerSave, writeOciLayout, archiveFolder } from '../fixtures/images.js';
+import { runTask, type ServiceConnection, type TaskRun, type TaskRunOptions } from '../support/taskRunner.js';
+
+const TASK = 'PrivateAcrPushImage';
+let env: AcrEnvironment;
+let work: string;
+let reader: RegistryClientTrust;
+
+before(async () => {
+  env = await startAcrEnvironment({ withFaultProxy: true });
+  work = await mkdtemp(join(tmpdir(), 'push-image-test-'));
+  reader = await env.createClientTrust({ role: 'pull', host: env.registry.host });
+});
+
+after(async () => {
+  await env?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+/** A service principal with a client secret, as an AzureRM connection of scheme ServicePrincipal. */
+function secretConnection(role: 'push' | 'pull' = 'push', secretOverride?: string): ServiceConnection {
+  const principal = env.addServicePrincipal(role);
+  return {
+    scheme: 'ServicePrincipal',
+    url: 'https://management.azure.com/',
+    parameters: { serviceprincipalid: principal.clientId, serviceprincipalkey: secretOverride ?? principal.clientSecret, tenantid: env.entra.tenantId, authenticationType: 'spnKey' },
+    data: { environmentAuthorityUrl: env.entra.authorityUrl },
+  };
+}
+
+let imageCounter = 0;
+/** A fresh small OCI layout with distinct content, so every test starts from blobs the registry lacks. */
+async function freshLayout(layers = 3): Promise<{ path: string; digest: string; blobDigests: string[] }> {
+  const path = join(work, `layout-${++imageCounter}`);
+  const written = await writeOciLayout(path, { layers: makeLayers(layers, 64 * 1024, 100 + imageCounter) });
+  return { path, ...written };
+}
+
+/**
+ * Runs the task with a fresh push-capable service principal unless `options` brings its own
+ * identity; inputs default to the registry (through the fault proxy), team/app and tag 1.0.0.
+ */
+async function push(inputs: TaskRunOptions['inputs'], options: Omit<TaskRunOptions, 'inputs'> = {}): Promise<TaskRun> {
+  const connections = options.connections ?? { arm: secretConnection() };
+  const run = await runTask(TASK, {
+    ...options,
+    connections,
+    inputs: { azureSubscription: 'arm', registry: env.registryHost, repository: 'team/app', tags: '1.0.0', ...inputs },
+    env: { NODE_EXTRA_CA_CERTS: env.ca.caCertPath, ...options.env },
+  });
+  assertNoSecretPrinted(run);
+  return run;
+}
+
+/** Like the agent's log: no client secret, password or token any stand-in issued may appear unmasked. */
+function assertNoSecretPrinted(run: TaskRun): void {
+  for (const secret of env.secrets()) assert.ok(!run.maskedOutput.includes(secret), `a secret or token was printed: ${secret.slice(0, 12)}…`);
+}
+
+function assertSucceeded(run: TaskRun): void {
+  assert.equal(run.result, 'Succeeded', `task failed: ${run.errors.join(' | ')}\n${run.maskedOutput.slice(-3000)}`);
+  assert.equal(run.exitCode, 0);
+}
+
+/** Fails with exactly one error line matching `pattern`. */
+function assertFailedWith(run: TaskRun, pattern: RegExp): void {
+  assert.equal(run.result, 'Failed', run.maskedOutput.slice(-2000));
+  assert.equal(run.errors.length, 1, run.errors.join(' | '));
+  assert.match(run.errors[0]!, pattern);
+  assert.ok(!run.errors[0]!.includes('\n'));
+  assert.notEqual(run.exitCode, 0);
+}
+
+async function skopeo(args: string[]): Promise<string> {
+  return (await runTool('skopeo', args, { timeoutMs: 60_000 })).stdout;
+}
+
+/** The manifest the registry serves for `ref`, by raw bytes (their digest is what the tag points at). */
+async function servedDigest(repository: string, reference: string): Promise<string> {
+  const raw = await skopeo(['inspect', '--raw', ...registryTrustArgs.skopeo(reader), `docker://${env.registry.host}/${repository}:${reference}`]);
+  return sha256(Buffer.from(raw, 'utf8'));
+}
+
+async function tagExists(repository: string, tag: string): Promise<boolean> {
+  try {
+    await servedDigest(repository, tag);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pulls every blob through skopeo, which checks each against its digest. */
+async function pullAll(repository: string, tag: string): Promise<void> {
+  const target = await mkdtemp(join(work, 'pulled-'));
+  await skopeo(['copy', '--all', ...registryTrustArgs.skopeoSource(reader), `docker://${env.registry.host}/${repository}:${tag}`, `oci:${target}:pulled`]);
+}
+
+describe('every identity pushes', () => {
+  test('service principal with a secret: token for the ACR audience from the connection authority', async () => {
+    const image = await freshLayout();
+    const entraBefore = env.entra.tokenRequests.length;
+    const run = await push({ imagePath: image.path, tags: '1.0.0\nlatest' });
+    assertSucceeded(run);
+    assert.equal(run.outputs.digest, image.digest);
+    assert.equal(run.outputs.imageRef, `${env.registryHost}/team/app@${image.digest}`);
+    assert.equal(await servedDigest('team/app', '1.0.0'), image.digest);
+    assert.equal(await servedDigest('team/app', 'latest'), image.digest);
+    await pullAll('team/app', '1.0.0');
+    const requests = env.entra.tokenRequests.slice(entraBefore);
+    assert.ok(requests.length >= 1);
+    for (const request of requests) {
+      assert.equal(request.scope, 'https://containerregistry.azure.net/.default');
+      assert.equal(request.host, new URL(env.entra.url).host);
+      assert.equal(request.path, `/${env.entra.tenantId}/oauth2/v2.0/token`);
+    }
+    assert.match(run.summaries.join('\n'), new RegExp(image.digest));
+  });
+});
+
+describe('every identity pushes (continued)', () => {
+  test('service principal with a certificate: a signed client assertion, no secret', async () => {
+    const clientId = randomUUID();
+    const certificate = await env.ca.issue(`client-${clientId}`, [], { keyType: 'rsa' });
+    const app = env.entra.addCertificateClient(clientId, certificate.certPem);
+    env.tokenServer.addPrincipal(app.objectId, 'push');
+    const image = await freshLayout();
+    const run = await push(
+      { imagePath: image.path },
+      {
+        connections: {
+          arm: {
+            scheme: 'ServicePrincipal',
+            parameters: { serviceprincipalid: clientId, tenantid: env.entra.tenantId, authenticationType: 'spnCertificate', servicePrincipalCertificate: `${certificate.certPem}\n${certificate.keyPem}` },
+            data: { environmentAuthorityUrl: env.entra.authorityUrl },
+          },
+        },
+      },
+    );
+    assertSucceeded(run);
+    assert.equal(await servedDigest('team/app', '1.0.0'), image.digest);
+    const mine = env.entra.tokenRequests.filter((request) => request.clientId === clientId);
+    assert.ok(mine.length > 0 && mine.every((request) => request.credentialType === 'certificate' && request.status === 200));
+  });
+
+  test('workload identity federation: an ID token from the job OIDC endpoint for each Entra request', async () => {
+    const clientId = randomUUID();
+    const connection = env.devops.addServiceConnection(`wif-${clientId.slice(0, 8)}`);
+    const app = env.entra.addFederatedClient(clientId, { issuer: env.devops.issuer, subject: connection.subject, publicJwk: env.devops.publicJwk });
+    env.tokenServer.addPrincipal(app.objectId, 'push');
+    const devopsBefore = env.devops.requests.length;
+    const image = await freshLayout();
+    const run = await push(
+      { imagePath: image.path, azureSubscription: connection.id },
+      {
+        connections: {
+          [connection.id]: { scheme: 'WorkloadIdentityFederation', parameters: { serviceprincipalid: clientId, tenantid: env.entra.tenantId }, data: { environmentAuthorityUrl: env.entra.authorityUrl } },
+          SystemVssConnection: { scheme: 'OAuth', url: env.devops.collectionUri, parameters: { AccessToken: env.devops.systemAccessToken } },
+        },
+        variables: { 'System.OidcRequestUri': env.devops.oidcRequestUri },
+      },
+    );
+    assertSucceeded(run);
+    assert.equal(await servedDigest('team/app', '1.0.0'), image.digest);
+    const oidcRequests = env.devops.requests.slice(devopsBefore);
+    const entraRequests = env.entra.tokenRequests.filter((request) => request.clientId === clientId);
+    assert.ok(oidcRequests.length > 0 && oidcRequests.every((request) => request.authorized && request.serviceConnectionId === connection.id));
+    assert.equal(oidcRequests.length, entraRequests.length, 'one fresh ID token per Entra request');
+  });
+
+  test('managed identity connection: the node identity through IMDS', async () => {
+    const app = env.entra.addManagedIdentity();
+    env.tokenServer.addPrincipal(app.objectId, 'push');
+    const image = await freshLayout();
+    const run = await push(
+      { imagePath: image.path },
+      {
+        connections: { arm: { scheme: 'ManagedServiceIdentity', parameters: { tenantid: env.entra.tenantId }, data: { environmentAuthorityUrl: env.entra.authorityUrl } } },
+        env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: env.entra.imdsUrl },
+      },
+    );
+    assertSucceeded(run);
+    assert.equal(await servedDigest('team/app', '1.0.0'), image.digest);
+  });
+
+  test('agent identity: a user-assigned managed identity named by AZURE_CLIENT_ID', async () => {
+    const clientId = randomUUID();
+    const app = env.entra.addManagedIdentity({ clientId });
+    env.tokenServer.addPrincipal(app.objectId, 'push');
+    const image = await freshLayout();
+    const run = await push(
+      { imagePath: image.path, authMode: 'agentIdentity' },
+      { connections: {}, env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: env.entra.imdsUrl, AZURE_CLIENT_ID: clientId } },
+    );
+    assertSucceeded(run);
+    assert.ok(env.entra.tokenRequests.some((request) => request.clientId === clientId && request.status === 200));
+  });
+
+  test('agent identity: AKS workload identity from the projected token file', async () => {
+    const cluster = await createJwtIssuer('https://oidc.aks.example/cluster-1/');
+    const clientId = randomUUID();
+    const subject = 'system:serviceaccount:azp:agent';
+    const app = env.entra.addFederatedClient(clientId, { issuer: cluster.issuer, subject, publicJwk: cluster.publicJwk });
+    env.tokenServer.addPrincipal(app.objectId, 'push');
+    const tokenFile = join(work, `projected-${clientId}`);
+    const now = Math.floor(Date.now() / 1000);
+    await writeFile(tokenFile, cluster.sign({ sub: subject, aud: 'api://AzureADTokenExchange', iat: now, exp: now + 3600 }), { mode: 0o600 });
+    const image = await freshLayout();
+    const run = await push(
+      { imagePath: image.path, authMode: 'agentIdentity' },
+      {
+        connections: {},
+        env: { AZURE_CLIENT_ID: clientId, AZURE_TENANT_ID: env.entra.tenantId, AZURE_FEDERATED_TOKEN_FILE: tokenFile, AZURE_AUTHORITY_HOST: env.entra.authorityUrl },
+      },
+    );
+    assertSucceeded(run);
+    assert.equal(await servedDigest('team/app', '1.0.0'), image.digest);
+  });
+
+  test('registry credentials: a repository-scoped token as username and password', async () => {
+    const password = randomBytes(24).toString('base64url');
+    env.tokenServer.addUser('ci-push-token', password, 'push', { repositories: ['team/app'] });
+    const image = await freshLayout();
+    const run = await push(
+      { imagePath: image.path, authMode: 'registryCredentials', dockerRegistryServiceConnection: 'reg' },
+      { connections: { reg: { scheme: 'UsernamePassword', url: `https://${env.registryHost}`, parameters: { username: 'ci-push-token', password } } } },
+    );
+    assertSucceeded(run);
+    assert.equal(await servedDigest('team/app', '1.0.0'), image.digest);
+  });
+});
+
+describe('image inputs', () => {
+  test('an unchanged image pushed again uploads no blob', async () => {
+    const image = await freshLayout();
+    assertSucceeded(await push({ imagePath: image.path, repository: 'team/again' }));
+    const before = env.proxy!.requests.length;
+    assertSucceeded(await push({ imagePath: image.path, repository: 'team/again', tags: '1.0.1' }));
+    const second = env.proxy!.requests.slice(before);
+    assert.deepEqual(second.filter((request) => request.method === 'POST' || request.method === 'PATCH'), []);
+    assert.equal(second.filter((request) => request.method === 'HEAD' && request.status === 200).length, image.blobDigests.length);
+    assert.equal(await servedDigest('team/again', '1.0.1'), image.digest);
+  });
+
+  test('a multi-platform index, flat in index.json or nested, goes up whole', async () => {
+    for (const nested of [false, true]) {
+      const path = join(work, `multi-${nested}`);
+      const image = await writeOciLayout(path, { layers: makeLayers(2, 32 * 1024, nested ? 7 : 8), platforms: ['amd64', 'arm64'], nested });
+      const run = await push({ imagePath: path, repository: 'team/multi', tags: `nested-${nested}` });
+      assertSucceeded(run);
+      assert.equal(run.outputs.digest, image.digest);
+      assert.equal(await servedDigest('team/multi', `nested-${nested}`), image.digest);
+      await pullAll('team/multi', `nested-${nested}`);
+    }
+  });
+
+  for (const format of ['legacy', 'oci'] as const) {
+    for (const gzip of [false, true]) {
+      test(`a docker save tarball (${format === 'legacy' ? 'before Docker 25' : 'Docker 25+'}${gzip ? ', gzipped' : ''}) is compressed and pushed`, async () => {
+        const layers = makeLayers(3, 200 * 1024, format === 'legacy' ? 21 : 22);
+        layers.push(layers[0]!); // a repeated layer: docker save links it
+        const path = join(work, `save-${format}-${gzip}.tar${gzip ? '.gz' : ''}`);
+        const saved = await writeDockerSave(path, { layers, format, workDir: await mkdtemp(join(work, 'save-')), gzip });
+        const run = await push({ imagePath: path, repository: 'team/saved', tags: `${format}-${gzip}` });
+        assertSucceeded(run);
+        const config = JSON.parse(await skopeo(['inspect', '--config', '--raw', ...registryTrustArgs.skopeo(reader), `docker://${env.registry.host}/team/saved:${format}-${gzip}`])) as {
+          rootfs: { diff_ids: string[] };
+        };
+        assert.deepEqual(config.rootfs.diff_ids, saved.diffIds);
+        const manifest = JSON.parse(await skopeo(['inspect', '--raw', ...registryTrustArgs.skopeo(reader), `docker://${env.registry.host}/team/saved:${format}-${gzip}`])) as {
+          mediaType: string;
+          config: { digest: string };
+          layers: { mediaType: string }[];
+        };
+        assert.equal(manifest.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+        assert.equal(manifest.config.digest, saved.configDigest);
+        assert.ok(manifest.layers.every((layer) => layer.mediaType === 'application/vnd.docker.image.rootfs.diff.tar.gzip'));
+        await pullAll('team/saved', `${format}-${gzip}`);
+        // Compression is deterministic: the same tarball again finds every layer in place.
+        const before = env.proxy!.requests.length;
+        assertSucceeded(await push({ imagePath: path, repository: 'team/saved', tags: `${format}-${gzip}` }));
+        assert.equal(env.proxy!.requests.slice(before).filter((request) => request.method === 'PATCH').length, 0);
+      });
+    }
+  }
+
+  test('an OCI archive (a tar of a layout) pushes byte for byte', async () => {
+    const image = await freshLayout();
+    const archive = join(work, 'image.oci.tar');
+    await archiveFolder(image.path, archive);
+    const run = await push({ imagePath: archive, repository: 'team/archive' });
+    assertSucceeded(run);
+    assert.equal(run.outputs.digest, image.digest);
+    await pullAll('team/archive', '1.0.0');
+  });
+
+  test('registry given as host:port with the token endpoints taken from the challenge realm', async () => {
+    const image = await freshLayout();
+    const tokenRequestsBefore = env.tokenServer.requests.length;
+    const run = await push({ imagePath: image.path, registry: `https://${env.registry.host}/`, repository: 'team/direct' });
+    assertSucceeded(run);
+    assert.equal(run.outputs.imageRef, `${env.registry.host}/team/direct@${image.digest}`);
+    const paths = env.tokenServer.requests.slice(tokenRequestsBefore).map((request) => request.path);
+    assert.deepEqual([...new Set(paths)].sort(), ['/oauth2/exchange', '/oauth2/token']);
+  });
+});
+
+describe('failures name their cause and move no tag', () => {
+  let image: { path: string; digest: string };
+  let counter = 0;
+  before(async () => {
+    image = await freshLayout(2);
+  });
+
+  /** Runs a push expected to fail under a tag nobody else uses, and checks that tag never appears. */
+  async function failingPush(pattern: RegExp, inputs: TaskRunOptions['inputs'], options: Omit<TaskRunOptions, 'inputs'> = {}): Promise<TaskRun> {
+    const tag = `never-${++counter}`;
+    const run = await push({ imagePath: image.path, repository: 'team/failures', tags: tag, ...inputs }, options);
+    assertFailedWith(run, pattern);
+    assert.equal(await tagExists('team/failures', tag), false, `tag ${tag} was created`);
+    return run;
+  }
+
+  test('imagePath that does not exist', async () => {
+    await failingPush(/^Input 'imagePath': .*does-not-exist does not exist; point it at an OCI image layout folder/, { imagePath: join(work, 'does-not-exist') });
+  });
+
+  test('imagePath that is not an image', async () => {
+    const text = join(work, 'notes.txt');
+    await writeFile(text, 'just some notes, not an image\n'.repeat(40));
+    await failingPush(/imagePath .*notes\.txt is not a valid tar archive/, { imagePath: text });
+    const folder = await mkdtemp(join(work, 'empty-'));
+    await failingPush(/^Input 'imagePath': .* is not an OCI image layout/, { imagePath: folder });
+  });
+
+  test('a corrupt (truncated) tar', async () => {
+    const archive = join(work, 'truncated.tar');
+    await archiveFolder(image.path, archive);
+    const file = await open(archive, 'r+');
+    await file.truncate((await file.stat()).size - 20_000);
+    await file.close();
+    await failingPush(/truncated/, { imagePath: archive });
+  });
+
+  test('a blob whose bytes do not match its digest', async () => {
+    const corrupt = await freshLayout(2);
+    const layer = corrupt.blobDigests.find((digest) => digest !== corrupt.blobDigests.at(-1))!;
+    const file = await open(join(corrupt.path, 'blobs', 'sha256', layer.slice(7)), 'r+');
+    await file.write(Buffer.from([0x42]), 0, 1, 100);
+    await file.close();
+    await failingPush(/does not match its digest.*corrupt/, { imagePath: corrupt.path });
+  });
+
+  test('invalid repository and tag', async () => {
+    await failingPush(/^Input 'repository': 'Team\/App' is not a valid repository name/, { repository: 'Team/App' });
+    const run = await push({ imagePath: image.path, repository: 'team/failures', tags: 'ok\n-bad' });
+    assertFailedWith(run, /^Input 'tags': '-bad' is not a valid tag/);
+    assert.equal(await tagExists('team/failures', 'ok'), false);
+  });
+
+  test('an unreachable registry', async () => {
+    await failingPush(/Cannot reach 127\.0\.0\.1:1 \(ECONNREFUSED\)/, { registry: '127.0.0.1:1' });
+  });
+
+  test('a registry certificate from an untrusted CA', async () => {
+    await failingPush(/TLS: the certificate of .* is not trusted .*add that CA/, {}, { env: { NODE_EXTRA_CA_CERTS: '' } });
+  });
+
+  test('a wrong client secret', async () => {
+    await failingPush(/Entra ID refused a token for client .*AADSTS7000215/, {}, { connections: { arm: secretConnection('push', 'not-the-secret') } });
+  });
+
+  test('an identity that may pull but not push', async () => {
+    await failingPush(/refused POST on team\/failures \(insufficient_scope\).*AcrPush/, {}, { connections: { arm: secretConnection('pull') } });
+  });
+
+  test('retries exhausted', async () => {
+    const fresh = await freshLayout(1);
+    const faults = Array.from({ length: 5 }, () => env.proxy!.inject({ method: 'POST', pathPattern: /\/blobs\/uploads\/$/, kind: 'respond', status: 503 }));
+    await failingPush(/Gave up on .* after 5 attempts: .*HTTP 503/, { imagePath: fresh.path, concurrency: '1' });
+    assert.ok(faults.every((fault) => fault.fired));
+  });
+});
+
+describe('a flaky path still delivers identical content', () => {
+  test('connection reset mid-upload, 500 on a manifest, 429 with Retry-After, token expiring mid-push', async () => {
+    const path = join(work, 'flaky');
+    const image = await writeOciLayout(path, { layers: makeLayers(3, 512 * 1024, 77) });
+    const faults = [
+      env.proxy!.inject({ method: 'PATCH', kind: 'reset', afterRequestBodyBytes: 64 * 1024 }),
+      env.proxy!.inject({ method: 'PUT', pathPattern: /\/manifests\//, kind: 'respond', status: 500 }),
+      env.proxy!.inject({ method: 'HEAD', kind: 'respond', status: 429, headers: { 'Retry-After': '1' } }),
+      env.proxy!.inject({ method: 'PATCH', nth: 2, kind: 'expiredToken' }),
+    ];
+    const tokenRequestsBefore = env.tokenServer.requests.filter((request) => request.path === '/oauth2/token').length;
+    const run = await push({ imagePath: path, repository: 'team/flaky' });
+    assertSucceeded(run);
+    assert.deepEqual(
+      faults.map((fault) => fault.fired),
+      [true, true, true, true],
+    );
+    assert.equal(run.outputs.digest, image.digest);
+    assert.equal(await servedDigest('team/flaky', '1.0.0'), image.digest);
+    await pullAll('team/flaky', '1.0.0');
+    const tokenRequests = env.tokenServer.requests.filter((request) => request.path === '/oauth2/token').length - tokenRequestsBefore;
+    assert.ok(tokenRequests >= 2, 'the expired token was minted again');
+    assert.ok(run.warnings.some((warning) => /retrying in/.test(warning)));
+  });
+});

@@ -71,7 +71,7 @@ function condition(type: string, ready: boolean, reason?: string, message?: stri
 }
 
 /** The status a kubelet would report for `pod` under `decision` (never `pending`). */
-export function podStatus(pod: Pod, decision: Exclude<PodDecision, 'pending'>, podIp: string): Record<string, unknown> {
+function podStatus(pod: Pod, decision: Exclude<PodDecision, 'pending'>, podIp: string): Record<string, unknown> {
   const startedAt = now();
   const restartPolicy = pod.spec.restartPolicy ?? 'Always';
   const runsToCompletion = restartPolicy !== 'Always';

@@ -88,3 +88,6 @@ fi
 [[ $(reported_version helm version --template '{{.Version}}') == "$HELM_VERSION" ]] || fail "$bin_dir/helm does not report $HELM_VERSION"
 [[ $(reported_version oras version) =~ ${ORAS_VERSION#v}$ ]] || fail "$bin_dir/oras does not report $ORAS_VERSION"
 echo "install-test-tools: helm $HELM_VERSION and oras $ORAS_VERSION are in $bin_dir"
+
+# The Kubernetes control plane (kube-apiserver, kube-controller-manager, etcd, kubectl) for the deploy and chart tests.
+bash "$(dirname "${BASH_SOURCE[0]}")/install-kube-tools.sh"

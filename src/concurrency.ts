@@ -8,7 +8,7 @@ export async function forEachLimited<T>(items: readonly T[], limit: number, work
   let failure: { error: unknown } | undefined;
   const lane = async (): Promise<void> => {
     while (!failure && next < items.length) {
-      const item = items[next++]!;
+      const item = items[next++];
       try {
         await worker(item);
       } catch (error) {

@@ -14,8 +14,8 @@ export function parseBearerChallenge(header: string | undefined): BearerChalleng
   if (!match) return undefined;
   const params: Record<string, string> = {};
   // Values are quoted strings (which may contain commas, as scopes do) or bare tokens.
-  for (const [, key, quoted, bare] of match[1]!.matchAll(/([a-zA-Z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))/g)) {
-    params[key!.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : bare!;
+  for (const [, key, quoted, bare] of match[1].matchAll(/([a-zA-Z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))/g)) {
+    params[key.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : bare;
   }
   if (!params.realm) return undefined;
   return { realm: params.realm, service: params.service ?? '', scope: params.scope, error: params.error };

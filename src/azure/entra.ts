@@ -66,6 +66,13 @@ interface EntraTokenResponse {
   error_description?: string;
 }
 
+/** Registers the token as a secret before anything else sees it; expiry from the JWT itself when it has one. */
+function acceptToken(body: EntraTokenResponse, secrets: SecretRegistry): AccessToken | undefined {
+  if (!body.access_token) return undefined;
+  secrets.register(body.access_token);
+  return { token: body.access_token, expiresOnMs: jwtExpiryMs(body.access_token, Date.now() + Number(body.expires_in ?? 3600) * 1000) };
+}
+
 /** The OAuth 2.0 client-credentials grant against the connection's own authority. */
 class ClientCredential implements TokenCredential {
   private readonly tokenEndpoint: string;
@@ -138,11 +145,9 @@ class ClientCredential implements TokenCredential {
   }
 
   private async readToken(response: HttpResponse, scope: string): Promise<AccessToken> {
-    const body = await response.json<EntraTokenResponse>().catch(() => ({}) as EntraTokenResponse);
-    if (response.status === 200 && body.access_token) {
-      this.secrets.register(body.access_token);
-      return { token: body.access_token, expiresOnMs: jwtExpiryMs(body.access_token, Date.now() + Number(body.expires_in ?? 3600) * 1000) };
-    }
+    const body = await response.json<EntraTokenResponse>().catch((): EntraTokenResponse => ({}));
+    const token = response.status === 200 && acceptToken(body, this.secrets);
+    if (token) return token;
     const reason = (body.error_description ?? body.error ?? `HTTP ${response.status}`).split(/\r?\n/)[0];
     throw new AuthenticationError(`Entra ID refused a token for client ${this.identity.clientId} (scope ${scope}): ${reason}`);
   }
@@ -164,11 +169,9 @@ class ManagedIdentityCredential implements TokenCredential {
     const which = this.identity.clientId ? `user-assigned identity ${this.identity.clientId}` : 'the system-assigned identity';
     return retry(async () => {
       const response = await rejectTransient(await this.http.send({ method: 'GET', url, headers: { metadata: 'true' } }), 'managed identity endpoint');
-      const body = await response.json<EntraTokenResponse>().catch(() => ({}) as EntraTokenResponse);
-      if (response.status === 200 && body.access_token) {
-        this.secrets.register(body.access_token);
-        return { token: body.access_token, expiresOnMs: jwtExpiryMs(body.access_token, Date.now() + Number(body.expires_in ?? 3600) * 1000) };
-      }
+      const body = await response.json<EntraTokenResponse>().catch((): EntraTokenResponse => ({}));
+      const token = response.status === 200 && acceptToken(body, this.secrets);
+      if (token) return token;
       // IMDS also answers 404 and 410 while the identity is still being attached to the node: try again.
       if (response.status === 404 || response.status === 410) throw new HttpError(`managed identity endpoint: HTTP ${response.status}`, response.status);
       throw new AuthenticationError(`The managed identity endpoint refused a token for ${which}: ${body.error_description ?? body.error ?? `HTTP ${response.status}`}`);

@@ -42,7 +42,7 @@ export async function loadDockerArchive(
     const count = Array.isArray(entries) ? entries.length : 0;
     throw new InputError(options.input, `${label} holds ${count} images; save exactly one image (docker save <image>) to push it.`);
   }
-  const entry = entries[0]!;
+  const entry = entries[0];
   const configBytes = await read(entry.Config);
   const config = memoryBlob(configBytes, DOCKER_CONFIG);
   const diffIds = parseJson<ImageConfig>(configBytes, `${label}: image config`).rootfs?.diff_ids ?? [];
@@ -52,7 +52,7 @@ export async function loadDockerArchive(
   const layers = entry.Layers.map((name, index) => {
     const member = members.get(name);
     if (!member) throw new ContentError(`${label} lists layer ${name}, which is not in the archive; the tarball is incomplete.`);
-    return lazyLayer(tarPath, label, member, diffIds[index]!, join(options.tempDir, `layer-${index}.tar.gz`), options.compressionLevel);
+    return lazyLayer(tarPath, label, member, diffIds[index], join(options.tempDir, `layer-${index}.tar.gz`), options.compressionLevel);
   });
   return {
     blobs: [resolved(config), ...layers],

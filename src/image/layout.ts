@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContentError, InputError } from '../errors.js';
 import { DIGEST } from '../oci/reference.js';
-import { isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../oci/mediaTypes.js';
+import { OCI_INDEX, isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../oci/mediaTypes.js';
 import { fileBlob, resolved, sha256Digest, type BlobSource, type ManifestSource } from './model.js';
 import { readMember, type TarMember } from './tar.js';
 
@@ -32,9 +32,9 @@ export function tarFiles(path: string, label: string, members: Map<string, TarMe
       const member = members.get(name);
       return member && readMember(path, member);
     },
-    locate: async (name) => {
+    locate: (name) => {
       const member = members.get(name);
-      return member && { path, offset: member.offset, size: member.size };
+      return Promise.resolve(member && { path, offset: member.offset, size: member.size });
     },
   };
 }
@@ -55,7 +55,7 @@ export async function loadLayout(files: LayoutFiles, input: string): Promise<Man
   if (descriptors.length === 0) throw new InputError(input, `${files.label} holds no image (index.json lists no manifests).`);
   const blobs = new Map<string, BlobSource>();
   const load = (descriptor: Descriptor) => loadManifest(files, descriptor, blobs);
-  if (descriptors.length === 1) return load(descriptors[0]!);
+  if (descriptors.length === 1) return load(descriptors[0]);
   // Several entries: one multi-platform image written flat into index.json, unless they are
   // differently named images, where pushing them under one tag would be a guess.
   const names = new Set(descriptors.map((d) => d.annotations?.['org.opencontainers.image.ref.name']).filter(Boolean));
@@ -63,7 +63,7 @@ export async function loadLayout(files: LayoutFiles, input: string): Promise<Man
     throw new InputError(input, `${files.label} holds ${names.size} differently named images (${[...names].join(', ')}); save just the one to push.`);
   }
   const children = await Promise.all(descriptors.map(load));
-  return { blobs: [], children, render: async () => ({ mediaType: index.mediaType ?? 'application/vnd.oci.image.index.v1+json', bytes: indexBytes, digest: sha256Digest(indexBytes) }) };
+  return { blobs: [], children, render: () => Promise.resolve({ mediaType: index.mediaType ?? OCI_INDEX, bytes: indexBytes, digest: sha256Digest(indexBytes) }) };
 }
 
 async function loadManifest(files: LayoutFiles, descriptor: Descriptor, blobs: Map<string, BlobSource>): Promise<ManifestSource> {

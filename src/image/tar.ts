@@ -32,7 +32,7 @@ export async function indexTar(path: string, label: string): Promise<Map<string,
       if (header.every((byte) => byte === 0)) break;
       if (!checksumMatches(header)) throw new ContentError(`${label} is not a valid tar archive (bad header checksum at byte ${offset}).`);
       const size = parseOctal(header.subarray(124, 136));
-      const type = String.fromCharCode(header[156]!);
+      const type = String.fromCharCode(header[156]);
       const dataOffset = offset + BLOCK;
       if (dataOffset + size > fileSize) throw new ContentError(`${label} is truncated: member at byte ${offset} runs past the end of the file.`);
       const readData = async (): Promise<string> => {
@@ -76,7 +76,7 @@ export async function readMember(path: string, member: Pick<TarMember, 'offset' 
   }
 }
 
-function headerName(header: Buffer): string {
+export function headerName(header: Buffer): string {
   const name = cString(header.subarray(0, 100));
   const prefix = header.subarray(257, 263).toString('latin1').startsWith('ustar') ? cString(header.subarray(345, 500)) : '';
   return prefix ? `${prefix}/${name}` : name;
@@ -86,21 +86,21 @@ function normalise(name: string): string {
   return posix.normalize(name).replace(/^(\.\/)+|^\/+/, '');
 }
 
-function cString(bytes: Buffer): string {
+export function cString(bytes: Buffer): string {
   const end = bytes.indexOf(0);
   return bytes.subarray(0, end === -1 ? bytes.length : end).toString('utf8');
 }
 
-function parseOctal(field: Buffer): number {
+export function parseOctal(field: Buffer): number {
   // GNU base-256 for sizes of 8 GiB and more.
-  if (field[0]! & 0x80) return field.subarray(1).reduce((value, byte) => value * 256 + byte, 0);
+  if (field[0] & 0x80) return field.subarray(1).reduce((value, byte) => value * 256 + byte, 0);
   const text = cString(field).trim();
   return text ? parseInt(text, 8) : 0;
 }
 
-function checksumMatches(header: Buffer): boolean {
+export function checksumMatches(header: Buffer): boolean {
   const stored = parseOctal(header.subarray(148, 156));
   let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i]!;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i];
   return sum === stored;
 }

@@ -49,7 +49,7 @@ export async function runTask(main: () => Promise<void>): Promise<void> {
     await main();
   } catch (error) {
     if (!(error instanceof UserError)) tl.debug(error instanceof Error ? (error.stack ?? error.message) : String(error));
-    tl.setResult(tl.TaskResult.Failed, errorMessage(error).split(/\r?\n/)[0]!);
+    tl.setResult(tl.TaskResult.Failed, errorMessage(error).split(/\r?\n/)[0]);
     process.exitCode = 1;
   }
 }

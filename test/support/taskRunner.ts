@@ -116,7 +116,7 @@ export async function runTask(task: string, options: TaskRunOptions): Promise<Ta
         run.message = value;
       } else if (name === 'task.issue' && properties.type === 'error') run.errors.push(value);
       else if (name === 'task.issue' && properties.type === 'warning') run.warnings.push(value);
-      else if (name === 'task.setvariable' && properties.isOutput === 'true') run.outputs[properties.variable!] = value;
+      else if (name === 'task.setvariable' && properties.isOutput === 'true') run.outputs[properties.variable] = value;
       else if (name === 'task.uploadsummary') run.summaries.push(readFileSync(value, 'utf8'));
     }
     maskedLines.push(mask(line));

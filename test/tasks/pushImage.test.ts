@@ -77,8 +77,8 @@ function assertSucceeded(run: TaskRun): void {
 function assertFailedWith(run: TaskRun, pattern: RegExp): void {
   assert.equal(run.result, 'Failed', run.maskedOutput.slice(-2000));
   assert.equal(run.errors.length, 1, run.errors.join(' | '));
-  assert.match(run.errors[0]!, pattern);
-  assert.ok(!run.errors[0]!.includes('\n'));
+  assert.match(run.errors[0], pattern);
+  assert.ok(!run.errors[0].includes('\n'));
   assert.notEqual(run.exitCode, 0);
 }
 
@@ -269,7 +269,7 @@ describe('image inputs', () => {
     for (const gzip of [false, true]) {
       test(`a docker save tarball (${format === 'legacy' ? 'before Docker 25' : 'Docker 25+'}${gzip ? ', gzipped' : ''}) is compressed and pushed`, async () => {
         const layers = makeLayers(3, 200 * 1024, format === 'legacy' ? 21 : 22);
-        layers.push(layers[0]!); // a repeated layer: docker save links it
+        layers.push(layers[0]); // a repeated layer: docker save links it
         const path = join(work, `save-${format}-${gzip}.tar${gzip ? '.gz' : ''}`);
         const saved = await writeDockerSave(path, { layers, format, workDir: await mkdtemp(join(work, 'save-')), gzip });
         const run = await push({ imagePath: path, repository: 'team/saved', tags: `${format}-${gzip}` });

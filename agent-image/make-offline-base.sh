@@ -17,6 +17,8 @@ output=$1
 mirror=${2:-http://deb.debian.org/debian}
 dockerfile="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/Dockerfile"
 
+# debootstrap lives in /usr/sbin, which a non-login PATH may lack.
+PATH=$PATH:/usr/sbin:/sbin
 command -v debootstrap >/dev/null || fail "debootstrap is not installed (apt-get install debootstrap)"
 [[ $EUID -eq 0 ]] || fail "debootstrap needs root"
 

@@ -13,7 +13,7 @@
 //   await cluster.stop();                                  // in after()
 import { generateKeyPair } from 'node:crypto';
 import { access, mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { createTestCa, type TestCa } from '../env/ca.js';
@@ -115,17 +115,20 @@ async function requireTool(name: string): Promise<string> {
   return binary;
 }
 
-/** A free loopback port. The kernel could hand it out again before the server binds it; with ephemeral ports that is rare. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('could not pick a free loopback port');
-  return address.port;
+/**
+ * `count` distinct free loopback ports: all listeners stay open until every port is picked, so no
+ * two are the same. Another process could take one before our server binds it; that fails fast.
+ */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  try {
+    return await Promise.all(servers.map((server) => new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+    })));
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
 }
 
 async function writeSecretFile(file: string, content: string): Promise<void> {
@@ -143,12 +146,19 @@ function kubeconfig(server: string, caPem: string, user: Record<string, string>)
   }, null, 2);
 }
 
-/** Polls `check` until it answers true; on timeout throws with `describe()`'s explanation. */
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, describe: () => Promise<string>): Promise<void> {
+/**
+ * Polls `check` until it answers true. Throws, with the end of the processes' logs, on timeout or
+ * as soon as one of `processes` has exited.
+ */
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, processes: ServerProcess[]): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs / 1000} s\n${await describe()}`);
+    const exited = processes.find((child) => child.exitStatus() !== undefined);
+    if (exited || Date.now() > deadline) {
+      const reason = exited ? `${exited.name} exited` : `it did not happen within ${timeoutMs / 1000} s`;
+      throw new Error(`waiting for ${what} failed: ${reason}\n${await explain(...processes)}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -178,7 +188,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const kubeconfigDir = path.join(dir, 'kubeconfigs');
   await Promise.all([pkiDir, logDir, kubeconfigDir].map((folder) => mkdir(folder, { recursive: true, mode: 0o700 })));
 
-  const [ca, clientCa, serviceAccountKey, etcdPort, etcdPeerPort, apiServerPort] = await Promise.all([
+  const [ca, clientCa, serviceAccountKey, [etcdPort, etcdPeerPort, apiServerPort]] = await Promise.all([
     options.ca ?? createTestCa(path.join(pkiDir, 'serving-ca')),
     createClientCa(path.join(pkiDir, 'client-ca')),
     generateKeyPairAsync('ec', {
@@ -186,9 +196,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       publicKeyEncoding: { type: 'spki', format: 'pem' },
       privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
     }),
-    freePort(),
-    freePort(),
-    freePort(),
+    freePorts(3),
   ]);
   const server = `https://127.0.0.1:${apiServerPort}`;
   const [servingCert, adminCert, controllerManagerCert] = await Promise.all([
@@ -235,7 +243,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       '--log-level=warn',
     ], path.join(logDir, 'etcd.log'));
     processes.push(etcd);
-    await waitFor('etcd start', async () => (await fetch(`${etcdUrl}/health`)).ok, 30_000, () => explain(etcd));
+    await waitFor('etcd start', async () => (await fetch(`${etcdUrl}/health`)).ok, 30_000, [etcd]);
 
     const apiServerArgs = [
       `--etcd-servers=${etcdUrl}`,
@@ -282,10 +290,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await waitFor('kube-apiserver readiness', async () => {
       await admin.request('GET', '/readyz');
       return true;
-    }, 60_000, () => explain(apiServer, etcd));
+    }, 60_000, [apiServer, etcd]);
     // The default namespace's service account proves the controllers run with working credentials.
     await waitFor('kube-controller-manager start', async () => (await admin.get('/api/v1/namespaces/default/serviceaccounts/default')) !== undefined,
-      60_000, () => explain(controllerManager, apiServer));
+      60_000, [controllerManager, apiServer, etcd]);
   } catch (error) {
     await stopAll();
     throw error;
@@ -322,7 +330,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }
     await admin.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
     await waitFor(`service account ${name}/default`, async () => (await admin.get(`/api/v1/namespaces/${name}/serviceaccounts/default`)) !== undefined,
-      30_000, async () => logTail(path.join(logDir, 'kube-controller-manager.log')));
+      30_000, processes);
   }
 
   async function createServiceAccount(namespace: string, name: string): Promise<void> {

@@ -266,11 +266,10 @@ export async function startFakeKubelet(controlPlane: ControlPlane, options: Fake
       try {
         const list = await client.request<KubeList<Pod>>('GET', '/api/v1/pods');
         for (const pod of list.items) await handleQuietly(pod);
-        let resourceVersion = list.metadata.resourceVersion;
-        await client.watch<Pod>(`/api/v1/pods?watch=1&allowWatchBookmarks=true&resourceVersion=${resourceVersion}`, async (event: WatchEvent<Pod>) => {
-          // An ERROR event (e.g. 410 Gone) ends this watch; the loop lists again.
+        // Events from the list's version on; when the watch ends (timeout, or an ERROR such as
+        // 410 Gone), the loop lists again, so no resource version needs to be carried over.
+        await client.watch<Pod>(`/api/v1/pods?watch=1&resourceVersion=${list.metadata.resourceVersion}`, async (event: WatchEvent<Pod>) => {
           if (event.type === 'ERROR') throw new Error(`pod watch ended: ${JSON.stringify(event.object)}`);
-          resourceVersion = event.object.metadata.resourceVersion ?? resourceVersion;
           if (event.type === 'ADDED' || event.type === 'MODIFIED') await handleQuietly(event.object);
         }, abort.signal);
       } catch (error) {

@@ -11,7 +11,7 @@
 //   await cluster.createNamespace('apps', { podSecurity: 'restricted' });
 //   …
 //   await cluster.stop();                                  // in after()
-import { generateKeyPair } from 'node:crypto';
+import { generateKeyPair, randomUUID } from 'node:crypto';
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import * as path from 'node:path';
@@ -200,8 +200,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   ]);
   const server = `https://127.0.0.1:${apiServerPort}`;
   const [servingCert, adminCert, controllerManagerCert] = await Promise.all([
-    // The names pods and in-cluster clients use for the API server, besides loopback.
-    ca.issue(`kube-apiserver-${apiServerPort}`, ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local']),
+    // The names pods and in-cluster clients use for the API server, besides loopback. A shared CA
+    // issues each name once, hence the random part.
+    ca.issue(`kube-apiserver-${randomUUID()}`, ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local']),
     clientCa.issue('admin', 'kube-admin', ['system:masters']),
     // In system:masters because its controllers share its credentials (see --use-service-account-credentials).
     clientCa.issue('kube-controller-manager', 'system:kube-controller-manager', ['system:masters']),

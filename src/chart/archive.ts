@@ -49,7 +49,7 @@ export function readTarGz(archive: Buffer, label: string): ChartFile[] {
     if (block.every((byte) => byte === 0)) break;
     if (!checksumMatches(block)) throw new ContentError(`${label} is not a valid tar archive (bad header checksum at byte ${offset}).`);
     const size = parseOctal(block.subarray(124, 136));
-    const type = String.fromCharCode(block[156]!);
+    const type = String.fromCharCode(block[156]);
     const dataStart = offset + BLOCK;
     if (dataStart + size > tar.length) throw new ContentError(`${label} is truncated.`);
     const data = tar.subarray(dataStart, dataStart + size);

@@ -68,12 +68,12 @@ function parseRule(line: string, fail: (problem: string) => Error): Rule | undef
 export function globToRegExp(glob: string): RegExp {
   let source = '';
   for (let i = 0; i < glob.length; i++) {
-    const char = glob[i]!;
+    const char = glob[i];
     if (char === '*') source += '[^/]*';
     else if (char === '?') source += '[^/]';
     else if (char === '\\') {
       if (i + 1 >= glob.length) throw new Error('trailing backslash');
-      source += escapeRegExp(glob[++i]!);
+      source += escapeRegExp(glob[++i]);
     } else if (char === '[') {
       const end = classEnd(glob, i);
       let body = glob.slice(i + 1, end);

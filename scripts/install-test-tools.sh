@@ -29,6 +29,10 @@ declare -A debian_packages=(
   [jq]=jq
   [tar]=tar
   [flock]=util-linux
+  # GNU time: the benchmarks read peak RSS from it (the shell keyword has no -f).
+  [/usr/bin/time]=time
+  # The image build test runs buildah in a network namespace with only loopback.
+  [ip]=iproute2
 )
 
 missing_packages=()

@@ -98,6 +98,8 @@ export interface AcrEnvironment {
 export interface StartAcrEnvironmentOptions {
   /** Put the fault proxy in front of the registry. Default false. */
   withFaultProxy?: boolean;
+  /** Relative upload Locations, as ACR sends them; see StartRegistryOptions. Default false. */
+  relativeUrls?: boolean;
 }
 
 export async function startAcrEnvironment(options: StartAcrEnvironmentOptions = {}): Promise<AcrEnvironment> {
@@ -115,7 +117,7 @@ export async function startAcrEnvironment(options: StartAcrEnvironmentOptions = 
     stoppers.push(() => entra.stop(), () => devops.stop());
     const tokenServer = await startAcrTokenServer({ ca, entra });
     stoppers.push(() => tokenServer.stop());
-    const registry = await startRegistry({ ca, tokenServer, dir: path.join(dir, 'registry') });
+    const registry = await startRegistry({ ca, tokenServer, dir: path.join(dir, 'registry'), relativeUrls: options.relativeUrls });
     stoppers.push(() => registry.stop());
     const proxy = options.withFaultProxy ? await startFaultProxy({ ca, target: registry.url }) : undefined;
     if (proxy) stoppers.push(() => proxy.stop());

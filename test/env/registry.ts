@@ -18,6 +18,12 @@ export interface StartRegistryOptions {
   tokenServer: AcrTokenServer;
   /** Working directory: config, storage and log go under it. */
   dir: string;
+  /**
+   * Answer uploads with relative Locations (`/v2/…`), as ACR does; distribution's default is
+   * absolute. Clients that only handle one form (the Azure SDK strips a leading `/`) need this.
+   * Default false.
+   */
+  relativeUrls?: boolean;
 }
 
 export interface RunningRegistry {
@@ -87,6 +93,7 @@ async function startOnce(options: StartRegistryOptions, attempt: number): Promis
       // Signs upload state; the registry refuses to share it with a default.
       secret: randomBytes(24).toString('base64url'),
       tls: { certificate: tls.certPath, key: tls.keyPath },
+      relativeurls: options.relativeUrls ?? false,
       // No `host`: upload Locations then follow the Host header, so they stay on the fault proxy when one is in front.
     },
     auth: {

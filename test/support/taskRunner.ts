@@ -4,7 +4,7 @@
 // Like the agent, it masks connection secrets and every value registered with `task.setsecret`
 // from that line on, so a token that shows up in `maskedOutput` was printed before it was registered.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -52,7 +52,19 @@ interface TaskJson {
 // Authorization parameters the agent treats as secret and masks before the task starts.
 const SECRET_PARAMETER = /key|secret|password|token|certificate/i;
 
-export async function runTask(task: string, options: TaskRunOptions): Promise<TaskRun> {
+export interface PreparedTask {
+  /** The bundle to run with node. */
+  script: string;
+  /** The process environment the agent would give it. */
+  env: Record<string, string>;
+  /** The agent's temp folder for this run. */
+  tempDir: string;
+  /** Connection secrets the agent masks from the start. */
+  masked: Set<string>;
+}
+
+/** Everything the agent sets up before it starts a task's process. */
+export function prepareTask(task: string, options: TaskRunOptions): PreparedTask {
   const taskDir = join(ROOT, 'dist', 'extension', 'tasks', task);
   const taskJson = JSON.parse(readFileSync(join(taskDir, 'task.json'), 'utf8')) as TaskJson;
   const tempDir = mkdtempSync(join(tmpdir(), `agent-temp-${task}-`));
@@ -84,9 +96,13 @@ export async function runTask(task: string, options: TaskRunOptions): Promise<Ta
     }
     for (const [key, value] of Object.entries(connection.data ?? {})) env[`ENDPOINT_DATA_${id}_${key.toUpperCase()}`] = value;
   }
+  return { script: join(taskDir, 'index.js'), env, tempDir, masked };
+}
 
+export async function runTask(task: string, options: TaskRunOptions): Promise<TaskRun> {
+  const { script, env, tempDir, masked } = prepareTask(task, options);
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [join(taskDir, 'index.js')], { env, cwd: tempDir, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, out, err) =>
+    execFile(process.execPath, [script], { env, cwd: tempDir, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, out, err) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout: out, stderr: err }),
     );
   });
@@ -122,5 +138,6 @@ export async function runTask(task: string, options: TaskRunOptions): Promise<Ta
     maskedLines.push(mask(line));
   }
   run.maskedOutput = maskedLines.join('\n');
+  rmSync(tempDir, { recursive: true, force: true });
   return run;
 }

@@ -1,0 +1,66 @@
+// Shared pieces of the benchmarks: timing a command with GNU time (wall clock and peak RSS of the
+// process tree's largest member), medians, and the report every benchmark returns.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface Sample {
+  seconds: number;
+  peakRssMb: number;
+}
+
+export interface ToolFigures {
+  tool: string;
+  samples: Sample[];
+}
+
+export interface Target {
+  claim: string;
+  met: boolean;
+  detail: string;
+}
+
+export interface BenchReport {
+  title: string;
+  figures: ToolFigures[];
+  targets: Target[];
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+export function medianSeconds(figures: ToolFigures): number {
+  return median(figures.samples.map((sample) => sample.seconds));
+}
+
+/** Runs `command args` under /usr/bin/time; fails when the command fails. */
+export async function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Sample> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-time-'));
+  const report = join(dir, 'time');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      execFile('/usr/bin/time', ['-f', '%e %M', '-o', report, command, ...args], { env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+        if (error) reject(new Error(`${command} failed: ${stderr.trim().split('\n').slice(-3).join(' | ') || stdout.trim().split('\n').slice(-3).join(' | ')}`));
+        else resolve();
+      });
+    });
+    const [seconds, kilobytes] = (await readFile(report, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number);
+    return { seconds: seconds!, peakRssMb: kilobytes! / 1024 };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export function printReport(report: BenchReport): void {
+  console.log(`\n## ${report.title}`);
+  for (const figures of report.figures) {
+    const seconds = figures.samples.map((sample) => sample.seconds.toFixed(2)).join(', ');
+    const rss = Math.max(...figures.samples.map((sample) => sample.peakRssMb));
+    console.log(`  ${figures.tool.padEnd(44)} median ${medianSeconds(figures).toFixed(2)} s  (runs: ${seconds})  peak RSS ${rss.toFixed(0)} MB`);
+  }
+  for (const target of report.targets) console.log(`  [${target.met ? 'met' : 'MISSED'}] ${target.claim}: ${target.detail}`);
+}

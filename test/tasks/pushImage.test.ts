@@ -1,16 +1,27 @@
 // PrivateAcrPushImage@1 end to end: the bundled task, run as the agent runs it, pushes into the real
 // registry behind the Azure stand-ins; skopeo checks what landed. One environment for the file.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startAcrEnvironment, registryTrustArgs, type AcrEnvironment, type RegistryClientTrust } from '../env/environment.js';
-import { createJwtIssuer } from '../env/jwt.js';
 import { runTool } from '../env/processes.js';
 import { makeLayers, sha256, writeDockerSave, writeOciLayout, archiveFolder } from '../fixtures/images.js';
-import { runTask, type ServiceConnection, type TaskRun, type TaskRunOptions } from '../support/taskRunner.js';
+import {
+  agentManagedIdentity,
+  agentWorkloadIdentity,
+  assertFailedWith,
+  assertNoSecretPrinted,
+  assertSucceeded,
+  certificateIdentity,
+  federatedIdentity,
+  managedIdentityConnection,
+  registryTokenIdentity,
+  secretConnection,
+  type RegistryIdentity,
+} from '../support/registryIdentities.js';
+import { runTask, type TaskRun, type TaskRunOptions } from '../support/taskRunner.js';
 
 const TASK = 'PrivateAcrPushImage';
 let env: AcrEnvironment;
@@ -28,17 +39,6 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** A service principal with a client secret, as an AzureRM connection of scheme ServicePrincipal. */
-function secretConnection(role: 'push' | 'pull' = 'push', secretOverride?: string): ServiceConnection {
-  const principal = env.addServicePrincipal(role);
-  return {
-    scheme: 'ServicePrincipal',
-    url: 'https://management.azure.com/',
-    parameters: { serviceprincipalid: principal.clientId, serviceprincipalkey: secretOverride ?? principal.clientSecret, tenantid: env.entra.tenantId, authenticationType: 'spnKey' },
-    data: { environmentAuthorityUrl: env.entra.authorityUrl },
-  };
-}
-
 let imageCounter = 0;
 /** A fresh small OCI layout with distinct content, so every test starts from blobs the registry lacks. */
 async function freshLayout(layers = 3): Promise<{ path: string; digest: string; blobDigests: string[] }> {
@@ -52,34 +52,20 @@ async function freshLayout(layers = 3): Promise<{ path: string; digest: string; 
  * identity; inputs default to the registry (through the fault proxy), team/app and tag 1.0.0.
  */
 async function push(inputs: TaskRunOptions['inputs'], options: Omit<TaskRunOptions, 'inputs'> = {}): Promise<TaskRun> {
-  const connections = options.connections ?? { arm: secretConnection() };
+  const connections = options.connections ?? { arm: secretConnection(env) };
   const run = await runTask(TASK, {
     ...options,
     connections,
     inputs: { azureSubscription: 'arm', registry: env.registryHost, repository: 'team/app', tags: '1.0.0', ...inputs },
     env: { NODE_EXTRA_CA_CERTS: env.ca.caCertPath, ...options.env },
   });
-  assertNoSecretPrinted(run);
+  assertNoSecretPrinted(env, run);
   return run;
 }
 
-/** Like the agent's log: no client secret, password or token any stand-in issued may appear unmasked. */
-function assertNoSecretPrinted(run: TaskRun): void {
-  for (const secret of env.secrets()) assert.ok(!run.maskedOutput.includes(secret), `a secret or token was printed: ${secret.slice(0, 12)}…`);
-}
-
-function assertSucceeded(run: TaskRun): void {
-  assert.equal(run.result, 'Succeeded', `task failed: ${run.errors.join(' | ')}\n${run.maskedOutput.slice(-3000)}`);
-  assert.equal(run.exitCode, 0);
-}
-
-/** Fails with exactly one error line matching `pattern`. */
-function assertFailedWith(run: TaskRun, pattern: RegExp): void {
-  assert.equal(run.result, 'Failed', run.maskedOutput.slice(-2000));
-  assert.equal(run.errors.length, 1, run.errors.join(' | '));
-  assert.match(run.errors[0], pattern);
-  assert.ok(!run.errors[0].includes('\n'));
-  assert.notEqual(run.exitCode, 0);
+/** Pushes a fresh image as `identity`. */
+async function pushAs(identity: RegistryIdentity, image: { path: string }): Promise<TaskRun> {
+  return push({ imagePath: image.path, ...identity.inputs }, identity.options);
 }
 
 async function skopeo(args: string[]): Promise<string> {
@@ -131,112 +117,49 @@ describe('every identity pushes', () => {
 
 describe('every identity pushes (continued)', () => {
   test('service principal with a certificate: a signed client assertion, no secret', async () => {
-    const clientId = randomUUID();
-    const certificate = await env.ca.issue(`client-${clientId}`, [], { keyType: 'rsa' });
-    const app = env.entra.addCertificateClient(clientId, certificate.certPem);
-    env.tokenServer.addPrincipal(app.objectId, 'push');
+    const identity = await certificateIdentity(env);
     const image = await freshLayout();
-    const run = await push(
-      { imagePath: image.path },
-      {
-        connections: {
-          arm: {
-            scheme: 'ServicePrincipal',
-            parameters: { serviceprincipalid: clientId, tenantid: env.entra.tenantId, authenticationType: 'spnCertificate', servicePrincipalCertificate: `${certificate.certPem}\n${certificate.keyPem}` },
-            data: { environmentAuthorityUrl: env.entra.authorityUrl },
-          },
-        },
-      },
-    );
+    const run = await pushAs(identity, image);
     assertSucceeded(run);
     assert.equal(await servedDigest('team/app', '1.0.0'), image.digest);
-    const mine = env.entra.tokenRequests.filter((request) => request.clientId === clientId);
+    const mine = env.entra.tokenRequests.filter((request) => request.clientId === identity.clientId);
     assert.ok(mine.length > 0 && mine.every((request) => request.credentialType === 'certificate' && request.status === 200));
   });
 
   test('workload identity federation: an ID token from the job OIDC endpoint for each Entra request', async () => {
-    const clientId = randomUUID();
-    const connection = env.devops.addServiceConnection(`wif-${clientId.slice(0, 8)}`);
-    const app = env.entra.addFederatedClient(clientId, { issuer: env.devops.issuer, subject: connection.subject, publicJwk: env.devops.publicJwk });
-    env.tokenServer.addPrincipal(app.objectId, 'push');
+    const identity = federatedIdentity(env);
     const devopsBefore = env.devops.requests.length;
     const image = await freshLayout();
-    const run = await push(
-      { imagePath: image.path, azureSubscription: connection.id },
-      {
-        connections: {
-          [connection.id]: { scheme: 'WorkloadIdentityFederation', parameters: { serviceprincipalid: clientId, tenantid: env.entra.tenantId }, data: { environmentAuthorityUrl: env.entra.authorityUrl } },
-          SystemVssConnection: { scheme: 'OAuth', url: env.devops.collectionUri, parameters: { AccessToken: env.devops.systemAccessToken } },
-        },
-        variables: { 'System.OidcRequestUri': env.devops.oidcRequestUri },
-      },
-    );
+    const run = await pushAs(identity, image);
     assertSucceeded(run);
     assert.equal(await servedDigest('team/app', '1.0.0'), image.digest);
     const oidcRequests = env.devops.requests.slice(devopsBefore);
-    const entraRequests = env.entra.tokenRequests.filter((request) => request.clientId === clientId);
-    assert.ok(oidcRequests.length > 0 && oidcRequests.every((request) => request.authorized && request.serviceConnectionId === connection.id));
+    const entraRequests = env.entra.tokenRequests.filter((request) => request.clientId === identity.clientId);
+    assert.ok(oidcRequests.length > 0 && oidcRequests.every((request) => request.authorized && request.serviceConnectionId === identity.serviceConnectionId));
     assert.equal(oidcRequests.length, entraRequests.length, 'one fresh ID token per Entra request');
   });
 
   test('managed identity connection: the node identity through IMDS', async () => {
-    const app = env.entra.addManagedIdentity();
-    env.tokenServer.addPrincipal(app.objectId, 'push');
     const image = await freshLayout();
-    const run = await push(
-      { imagePath: image.path },
-      {
-        connections: { arm: { scheme: 'ManagedServiceIdentity', parameters: { tenantid: env.entra.tenantId }, data: { environmentAuthorityUrl: env.entra.authorityUrl } } },
-        env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: env.entra.imdsUrl },
-      },
-    );
-    assertSucceeded(run);
+    assertSucceeded(await pushAs(managedIdentityConnection(env), image));
     assert.equal(await servedDigest('team/app', '1.0.0'), image.digest);
   });
 
   test('agent identity: a user-assigned managed identity named by AZURE_CLIENT_ID', async () => {
-    const clientId = randomUUID();
-    const app = env.entra.addManagedIdentity({ clientId });
-    env.tokenServer.addPrincipal(app.objectId, 'push');
-    const image = await freshLayout();
-    const run = await push(
-      { imagePath: image.path, authMode: 'agentIdentity' },
-      { connections: {}, env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: env.entra.imdsUrl, AZURE_CLIENT_ID: clientId } },
-    );
-    assertSucceeded(run);
-    assert.ok(env.entra.tokenRequests.some((request) => request.clientId === clientId && request.status === 200));
+    const identity = agentManagedIdentity(env);
+    assertSucceeded(await pushAs(identity, await freshLayout()));
+    assert.ok(env.entra.tokenRequests.some((request) => request.clientId === identity.clientId && request.status === 200));
   });
 
   test('agent identity: AKS workload identity from the projected token file', async () => {
-    const cluster = await createJwtIssuer('https://oidc.aks.example/cluster-1/');
-    const clientId = randomUUID();
-    const subject = 'system:serviceaccount:azp:agent';
-    const app = env.entra.addFederatedClient(clientId, { issuer: cluster.issuer, subject, publicJwk: cluster.publicJwk });
-    env.tokenServer.addPrincipal(app.objectId, 'push');
-    const tokenFile = join(work, `projected-${clientId}`);
-    const now = Math.floor(Date.now() / 1000);
-    await writeFile(tokenFile, cluster.sign({ sub: subject, aud: 'api://AzureADTokenExchange', iat: now, exp: now + 3600 }), { mode: 0o600 });
     const image = await freshLayout();
-    const run = await push(
-      { imagePath: image.path, authMode: 'agentIdentity' },
-      {
-        connections: {},
-        env: { AZURE_CLIENT_ID: clientId, AZURE_TENANT_ID: env.entra.tenantId, AZURE_FEDERATED_TOKEN_FILE: tokenFile, AZURE_AUTHORITY_HOST: env.entra.authorityUrl },
-      },
-    );
-    assertSucceeded(run);
+    assertSucceeded(await pushAs(await agentWorkloadIdentity(env, work), image));
     assert.equal(await servedDigest('team/app', '1.0.0'), image.digest);
   });
 
   test('registry credentials: a repository-scoped token as username and password', async () => {
-    const password = randomBytes(24).toString('base64url');
-    env.tokenServer.addUser('ci-push-token', password, 'push', { repositories: ['team/app'] });
     const image = await freshLayout();
-    const run = await push(
-      { imagePath: image.path, authMode: 'registryCredentials', dockerRegistryServiceConnection: 'reg' },
-      { connections: { reg: { scheme: 'UsernamePassword', url: `https://${env.registryHost}`, parameters: { username: 'ci-push-token', password } } } },
-    );
-    assertSucceeded(run);
+    assertSucceeded(await pushAs(registryTokenIdentity(env, ['team/app']), image));
     assert.equal(await servedDigest('team/app', '1.0.0'), image.digest);
   });
 });
@@ -378,11 +301,11 @@ describe('failures name their cause and move no tag', () => {
   });
 
   test('a wrong client secret', async () => {
-    await failingPush(/Entra ID refused a token for client .*AADSTS7000215/, {}, { connections: { arm: secretConnection('push', 'not-the-secret') } });
+    await failingPush(/Entra ID refused a token for client .*AADSTS7000215/, {}, { connections: { arm: secretConnection(env, 'push', 'not-the-secret') } });
   });
 
   test('an identity that may pull but not push', async () => {
-    await failingPush(/refused POST on team\/failures \(insufficient_scope\).*AcrPush/, {}, { connections: { arm: secretConnection('pull') } });
+    await failingPush(/refused POST on team\/failures \(insufficient_scope\).*AcrPush/, {}, { connections: { arm: secretConnection(env, 'pull') } });
   });
 
   test('retries exhausted', async () => {

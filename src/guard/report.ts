@@ -12,7 +12,7 @@ function cell(text: string): string {
 
 /** One line per failed check, as the task log and the warnings show them. */
 export function describeFinding(finding: CheckResult): string {
-  return `[${finding.severity}] ${finding.id} — ${finding.resource}: ${finding.title.toLowerCase()} fails (${finding.evidence}). Fix: ${finding.fix ?? 'see the report'}`;
+  return `[${finding.severity}] ${finding.id} (${finding.resource}): not met: ${finding.title} — ${finding.evidence}. Fix: ${finding.fix ?? 'see the report'}`;
 }
 
 export function renderGuardReport(result: PrivateLinkGuardResult): string {

@@ -145,7 +145,7 @@ export async function pushHelmChart(options: PushHelmChartOptions): Promise<Push
   const reference = `${options.host}/${repository}:${tag}`;
   logger.info(
     chart.source === 'folder'
-      ? `Packaged ${options.chartPath} as ${chart.archiveName} (${formatBytes(chart.archive.length)}, sha256 of the content is stable across runs)`
+      ? `Packaged ${options.chartPath} as ${chart.archiveName} (${formatBytes(chart.archive.length)}; the same content always packs to the same bytes)`
       : `Pushing ${options.chartPath} as is${chart.provenance ? ' with its provenance file' : ''}`,
   );
   const session = openRegistrySession(options);

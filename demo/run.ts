@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAcrEnvironment, type AcrEnvironment } from '../test/env/environment.js';
 import type { TaskRun } from '../test/support/taskRunner.js';
+import { guardStep } from './guard.js';
 import { pushChartStep } from './pushChart.js';
 import { pushImageStep } from './pushImage.js';
 
@@ -18,11 +19,12 @@ export interface DemoContext {
 
 export type DemoStep = { title: string; run(context: DemoContext): Promise<TaskRun> };
 
-const steps: DemoStep[] = [pushImageStep, pushChartStep];
+const steps: DemoStep[] = [pushImageStep, pushChartStep, guardStep];
 
 /** The task's own log lines, without the agent's logging commands. */
 export function printRun(run: TaskRun): void {
   for (const line of run.maskedOutput.split('\n')) if (line.trim() && !line.startsWith('##vso[')) console.log(`    ${line}`);
+  for (const warning of run.warnings) console.log(`    warning: ${warning}`);
   for (const [name, value] of Object.entries(run.outputs)) console.log(`    output ${name} = ${value}`);
   console.log(`    result: ${run.result}${run.message ? ` (${run.message})` : ''}`);
 }
@@ -38,7 +40,7 @@ async function main(): Promise<void> {
       console.log(`\n[${index + 1}/${steps.length}] ${step.title}`);
       const run = await step.run(context);
       printRun(run);
-      if (run.result !== 'Succeeded') {
+      if (run.result !== 'Succeeded' && run.result !== 'SucceededWithIssues') {
         failed = true;
         break;
       }

@@ -50,6 +50,15 @@ export class RegistryTokenProvider {
     return (await fresh).token;
   }
 
+  /**
+   * The ACR refresh token for the challenge's registry, from the Entra flow: what `helm registry
+   * login` stores under the `00000000-0000-0000-0000-000000000000` user, for tools that log in themselves.
+   */
+  async refreshTokenFor(challenge: BearerChallenge): Promise<string> {
+    if (this.identity.kind !== 'entra') throw new Error('only Entra identities are exchanged for ACR refresh tokens');
+    return (await this.refreshToken(challenge, this.identity)).token;
+  }
+
   /** Forget every token for this realm: the registry said the one we sent is no longer good. */
   invalidate(challenge: BearerChallenge, { includingRefreshToken = false } = {}): void {
     for (const key of this.accessTokens.keys()) if (key.startsWith(`${challenge.realm} `)) this.accessTokens.delete(key);

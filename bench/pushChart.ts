@@ -36,7 +36,7 @@ const ourTask: Tool = async (env, namespace) => {
   }
 };
 
-/** login + package + push: the three processes' wall times added, the largest peak RSS. */
+/** login + package + push: the three processes' wall and CPU times added, the largest peak RSS. */
 const helmCli: Tool = async (env, namespace) => {
   const refreshToken = await env.acrRefreshToken(env.addServicePrincipal('push'));
   const dir = await mkdtemp(join(env.dir, 'bench-helm-'));
@@ -55,7 +55,8 @@ const helmCli: Tool = async (env, namespace) => {
     const packaged = await timed(helm, ['package', SAMPLE_CHART, '--destination', dir], toolEnv);
     const pushed = await timed(helm, ['push', join(dir, SAMPLE_ARCHIVE), `oci://${env.registry.host}/${namespace}`, ...trust], toolEnv);
     const steps = [login, packaged, pushed];
-    return { seconds: steps.reduce((sum, step) => sum + step.seconds, 0), peakRssMb: Math.max(...steps.map((step) => step.peakRssMb)) };
+    const total = (pick: (step: Sample) => number) => steps.reduce((sum, step) => sum + pick(step), 0);
+    return { seconds: total((step) => step.seconds), cpuSeconds: total((step) => step.cpuSeconds), peakRssMb: Math.max(...steps.map((step) => step.peakRssMb)) };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -78,6 +78,7 @@ async function guard(options: Partial<PrivateLinkGuardOptions> & Pick<PrivateLin
   return runPrivateLinkGuard({
     arm: { url: arm.url, subscriptionId: arm.subscriptionId, audience: arm.audience },
     identity: principal('Contributor'),
+    // The test CA is trusted only here (no NODE_EXTRA_CA_CERTS): the SDK clients must send through our transport.
     transport: { caCertificates: [ca.caCertPem] },
     resolver: resolverWith(),
     logger: silentLogger,

@@ -1,0 +1,353 @@
+// The agent pool chart as rendered by helm, checked field by field: every scenario under ci/ lints
+// strictly and renders pods that meet Pod Security `restricted`, drain within their grace period,
+// keep secrets in files, reach KEDA's trigger through a registered placeholder, and get RBAC only
+// where deployTargets says. Values that make no sense stop the render with a message.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  agentContainer,
+  CHART_DIR,
+  envValue,
+  findObject,
+  Helm,
+  helmFailure,
+  podTemplates,
+  scenarioFiles,
+  scenarioPath,
+  scenarioValues,
+  type KubeObject,
+  type PodTemplate,
+  type ScenarioValues,
+} from './chart.js';
+
+interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
+interface NetworkPolicyPeer {
+  ipBlock?: { cidr: string };
+  namespaceSelector?: { matchLabels: Record<string, string> };
+  podSelector?: { matchLabels: Record<string, string> };
+}
+
+interface NetworkPolicySpec {
+  podSelector: { matchLabels: Record<string, string> };
+  policyTypes: string[];
+  ingress?: unknown[];
+  egress: { to?: NetworkPolicyPeer[]; ports?: { protocol: string; port: number }[] }[];
+}
+
+interface Trigger {
+  type: string;
+  metadata: Record<string, string>;
+  authenticationRef: { name: string };
+}
+
+interface ScaledJobSpec {
+  scalingStrategy: { strategy: string };
+  rollout: { strategy: string };
+  jobTargetRef: { parallelism: number; completions: number; backoffLimit: number; template: PodTemplate };
+  triggers: Trigger[];
+}
+
+/** Mount paths the agent writes to; everything else is the read-only image. */
+const WRITABLE_PATHS = ['/azp/agent', '/azp/_work', '/tmp', '/home/agent'];
+
+/** The scenarios minus the pieces a test removes or replaces, as a values object for helm. */
+const VALID_BASE = {
+  azp: { url: 'https://dev.azure.com/contoso', pool: 'pool' },
+  image: { repository: 'contoso.azurecr.io/azure-pipelines-agent' },
+  auth: { existingSecret: 'azp-pat' },
+  deployTargets: ['apps'],
+  networkPolicy: { apiServer: { cidrs: ['10.0.0.1/32'] }, azureDevOps: { cidrs: ['13.107.6.0/24'] } },
+};
+
+void describe('agent pool chart: render', () => {
+  let helm: Helm;
+  let scenarios: string[];
+  const rendered = new Map<string, { values: ScenarioValues; objects: KubeObject[] }>();
+
+  before(async () => {
+    helm = await Helm.create();
+    scenarios = await scenarioFiles();
+    for (const file of scenarios) {
+      rendered.set(file, { values: await scenarioValues(file), objects: await helm.render([scenarioPath(file)]) });
+    }
+  });
+
+  after(async () => {
+    await helm?.close();
+  });
+
+  /** Every scenario's values and objects, for tests that hold for all of them. */
+  function eachScenario(): [string, { values: ScenarioValues; objects: KubeObject[] }][] {
+    assert.ok(rendered.size >= 5, `expected the five scenarios under ci/, found ${rendered.size}`);
+    return [...rendered.entries()];
+  }
+
+  void it('lints every scenario with --strict', async () => {
+    for (const file of scenarios) {
+      await helm.run(['lint', '--strict', CHART_DIR, '--values', scenarioPath(file)]);
+    }
+  });
+
+  void it('runs every container non-root, read-only, without privileges or capabilities, under RuntimeDefault seccomp', () => {
+    for (const [file, { objects }] of eachScenario()) {
+      const templates = podTemplates(objects);
+      assert.ok(templates.length >= 2, `${file}: expected the agents and the helm test pod`);
+      for (const { owner, template } of templates) {
+        const where = `${file}: ${owner.kind}/${owner.metadata.name}`;
+        const pod = template.spec;
+        assert.equal(pod.securityContext?.runAsNonRoot, true, where);
+        assert.ok((pod.securityContext?.runAsUser ?? 0) > 0, `${where}: runAsUser`);
+        assert.equal(pod.securityContext?.seccompProfile?.type, 'RuntimeDefault', where);
+        assert.ok(!pod.hostNetwork && !pod.hostPID, `${where}: host namespaces`);
+        assert.ok(!(pod.volumes ?? []).some((volume) => volume.hostPath), `${where}: hostPath volume`);
+        for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
+          const security = container.securityContext;
+          assert.equal(security?.allowPrivilegeEscalation, false, `${where}/${container.name}`);
+          assert.equal(security?.readOnlyRootFilesystem, true, `${where}/${container.name}`);
+          assert.equal(security?.runAsNonRoot, true, `${where}/${container.name}`);
+          assert.ok(!security?.privileged, `${where}/${container.name}: privileged`);
+          assert.deepEqual(security?.capabilities?.drop, ['ALL'], `${where}/${container.name}`);
+          assert.equal(security?.capabilities?.add, undefined, `${where}/${container.name}`);
+        }
+      }
+    }
+  });
+
+  void it('gives the agent emptyDir volumes for the folders it writes, with the agent copied into its own', () => {
+    for (const [file, { objects }] of eachScenario()) {
+      for (const { owner, template } of podTemplates(objects).filter(({ owner }) => owner.kind !== 'Pod')) {
+        const where = `${file}: ${owner.kind}/${owner.metadata.name}`;
+        const volumes = new Map((template.spec.volumes ?? []).map((volume) => [volume.name, volume]));
+        const mounts = agentContainer(template).volumeMounts ?? [];
+        for (const mountPath of WRITABLE_PATHS) {
+          const mount = mounts.find((candidate) => candidate.mountPath === mountPath);
+          assert.ok(mount, `${where}: nothing mounted at ${mountPath}`);
+          assert.ok(volumes.get(mount.name)?.emptyDir, `${where}: ${mountPath} is not an emptyDir`);
+        }
+        const copy = template.spec.initContainers?.find((container) => container.name === 'copy-agent');
+        const agentVolume = mounts.find((mount) => mount.mountPath === '/azp/agent')?.name;
+        const copyTarget = copy?.volumeMounts?.find((mount) => mount.name === agentVolume)?.mountPath;
+        assert.ok(copyTarget, `${where}: the init container does not mount the agent volume`);
+        assert.deepEqual(copy?.command, ['cp', '-a', '/azp/agent/.', `${copyTarget}/`], where);
+      }
+    }
+  });
+
+  void it('gives every agent pod a grace period above its drain timeout, and keeps the autoscaler from evicting it', () => {
+    for (const [file, { values, objects }] of eachScenario()) {
+      for (const { owner, template } of podTemplates(objects).filter(({ owner }) => owner.kind !== 'Pod')) {
+        const where = `${file}: ${owner.kind}/${owner.metadata.name}`;
+        const drain = Number(envValue(agentContainer(template), 'AZP_DRAIN_TIMEOUT'));
+        assert.equal(drain, values.drainTimeoutSeconds ?? 3600, where);
+        assert.ok((template.spec.terminationGracePeriodSeconds ?? 30) >= drain + 60, `${where}: grace ${template.spec.terminationGracePeriodSeconds} vs drain ${drain}`);
+        assert.equal(template.metadata.annotations?.['cluster-autoscaler.kubernetes.io/safe-to-evict'], 'false', where);
+      }
+    }
+  });
+
+  void it('mounts registration secrets as files and never puts them in the environment', () => {
+    for (const [file, { values, objects }] of eachScenario()) {
+      for (const { owner, template } of podTemplates(objects).filter(({ owner }) => owner.kind !== 'Pod')) {
+        const where = `${file}: ${owner.kind}/${owner.metadata.name}`;
+        const agent = agentContainer(template);
+        const secretKeysInEnv = (agent.env ?? []).flatMap((variable) => (variable.valueFrom?.secretKeyRef ? [variable.valueFrom.secretKeyRef.key] : []));
+        assert.ok(!secretKeysInEnv.includes('pat') && !secretKeysInEnv.includes('clientSecret'), `${where}: ${secretKeysInEnv.join(', ')} in env`);
+        const authMode = envValue(agent, 'AZP_AUTH');
+        if (values.auth.workloadIdentity) {
+          assert.equal(authMode, 'workload-identity', where);
+          assert.equal(template.metadata.labels?.['azure.workload.identity/use'], 'true', where);
+          assert.ok(!(template.spec.volumes ?? []).some((volume) => volume.secret), `${where}: a secret volume with workload identity`);
+          continue;
+        }
+        const fileVariable = authMode === 'sp' ? 'AZP_CLIENT_SECRET_FILE' : 'AZP_TOKEN_FILE';
+        assert.equal(authMode, values.auth.secretType === 'servicePrincipal' ? 'sp' : 'pat', where);
+        const secretFile = envValue(agent, fileVariable);
+        assert.ok(secretFile, `${where}: ${fileVariable} unset`);
+        const mount = agent.volumeMounts?.find((candidate) => secretFile.startsWith(`${candidate.mountPath}/`));
+        const volume = template.spec.volumes?.find((candidate) => candidate.name === mount?.name);
+        assert.equal(mount?.readOnly, true, where);
+        assert.equal(volume?.secret?.secretName, values.auth.existingSecret ?? 'pool-azure-pipelines-agent-auth', where);
+        assert.deepEqual(
+          volume?.secret?.items?.map((item) => `${mount?.mountPath}/${item.path}`),
+          [secretFile],
+          `${where}: only the secret file the agent reads is mounted`,
+        );
+      }
+    }
+  });
+
+  void it('grants rbac.rules only in the deployTargets namespaces, without wildcards, and cluster-wide only when asked', () => {
+    for (const [file, { values, objects }] of eachScenario()) {
+      const roles = objects.filter((object) => object.kind === 'Role');
+      const bindings = objects.filter((object) => object.kind === 'RoleBinding');
+      const clusterRoles = objects.filter((object) => object.kind === 'ClusterRole');
+      const clusterBindings = objects.filter((object) => object.kind === 'ClusterRoleBinding');
+      const granted = values.clusterWide ? clusterRoles : roles;
+      if (values.clusterWide) {
+        assert.equal(roles.length + bindings.length, 0, file);
+        assert.equal(clusterRoles.length, 1, file);
+        assert.equal(clusterBindings.length, 1, file);
+      } else {
+        assert.equal(clusterRoles.length + clusterBindings.length, 0, `${file}: cluster-wide RBAC without clusterWide`);
+        assert.deepEqual(roles.map((role) => role.metadata.namespace).sort(), [...(values.deployTargets ?? [])].sort(), file);
+        assert.deepEqual(bindings.map((binding) => binding.metadata.namespace).sort(), [...(values.deployTargets ?? [])].sort(), file);
+      }
+      for (const role of granted) {
+        for (const rule of role.rules as PolicyRule[]) {
+          for (const field of [rule.apiGroups, rule.resources, rule.verbs]) assert.ok(!field.includes('*'), `${file}: wildcard in ${JSON.stringify(rule)}`);
+        }
+      }
+      const serviceAccount = findObject(objects, 'ServiceAccount');
+      for (const binding of [...bindings, ...clusterBindings]) {
+        assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: serviceAccount.metadata.name, namespace: 'agents' }], file);
+        const roleRef = binding.roleRef as { kind: string; name: string };
+        assert.ok(granted.some((role) => role.metadata.name === roleRef.name && role.kind === roleRef.kind && role.metadata.namespace === binding.metadata.namespace), `${file}: ${roleRef.name}`);
+      }
+    }
+  });
+
+  void it('creates the persistent agents as a StatefulSet covered by a PodDisruptionBudget', () => {
+    for (const [file, { values, objects }] of eachScenario().filter(([, { values }]) => values.mode === 'persistent')) {
+      const statefulSet = findObject(objects, 'StatefulSet');
+      const spec = statefulSet.spec as { replicas: number; selector: { matchLabels: Record<string, string> }; template: PodTemplate };
+      assert.equal(spec.replicas, values.persistent?.replicas ?? 2, file);
+      assert.equal(envValue(agentContainer(spec.template), 'AZP_MODE'), 'persistent', file);
+      assert.equal(agentContainer(spec.template).env?.find((variable) => variable.name === 'AZP_AGENT_NAME')?.valueFrom?.fieldRef?.fieldPath, 'metadata.name', file);
+      const budget = findObject(objects, 'PodDisruptionBudget').spec as { maxUnavailable: number; selector: { matchLabels: Record<string, string> } };
+      assert.deepEqual(budget.selector.matchLabels, spec.selector.matchLabels, file);
+      assert.equal(budget.maxUnavailable, 1, file);
+      assert.ok(!objects.some((object) => object.kind === 'ScaledJob'), file);
+    }
+  });
+
+  void it('wires the ScaledJob trigger to the pool, the agent URL, the placeholder hook and its authentication', () => {
+    for (const [file, { values, objects }] of eachScenario().filter(([, { values }]) => values.mode === 'scaledJob')) {
+      const scaledJob = findObject(objects, 'ScaledJob').spec as ScaledJobSpec;
+      const [trigger] = scaledJob.triggers;
+      assert.equal(scaledJob.triggers.length, 1, file);
+      assert.equal(trigger?.type, 'azure-pipelines', file);
+      assert.equal(trigger?.metadata.poolName, values.azp.pool, file);
+      assert.equal(trigger?.metadata.fetchUnfinishedJobsOnly, 'true', file);
+      assert.equal(trigger?.metadata.targetPipelinesQueueLength, '1', file);
+      const agent = agentContainer(scaledJob.jobTargetRef.template);
+      assert.equal(envValue(agent, trigger?.metadata.organizationURLFromEnv ?? 'organizationURLFromEnv unset'), values.azp.url, file);
+      assert.equal(envValue(agent, 'AZP_MODE'), 'ephemeral', file);
+      assert.equal(scaledJob.jobTargetRef.template.spec.restartPolicy, 'Never', file);
+      assert.deepEqual([scaledJob.jobTargetRef.parallelism, scaledJob.jobTargetRef.completions, scaledJob.jobTargetRef.backoffLimit], [1, 1, 0], file);
+      assert.equal(scaledJob.rollout.strategy, 'gradual', `${file}: an upgrade must not delete running agent Jobs`);
+
+      const placeholderJob = findObject(objects, 'Job', (job) => job.metadata.labels?.['app.kubernetes.io/component'] === 'placeholder');
+      assert.deepEqual(placeholderJob.metadata.annotations?.['helm.sh/hook']?.split(','), ['post-install', 'post-upgrade'], file);
+      const placeholder = agentContainer((placeholderJob.spec as { template: PodTemplate }).template);
+      assert.equal(envValue(placeholder, 'AZP_MODE'), 'placeholder', file);
+      assert.equal(envValue(placeholder, 'AZP_AGENT_NAME'), trigger?.metadata.parent, `${file}: the trigger's parent is the agent the hook registers`);
+      assert.equal(envValue(placeholder, 'AZP_POOL'), values.azp.pool, file);
+
+      const authentication = findObject(objects, 'TriggerAuthentication', (object) => object.metadata.name === trigger?.authenticationRef.name).spec as {
+        podIdentity?: { provider: string; identityId: string; identityTenantId: string };
+        secretTargetRef?: { parameter: string; name: string; key: string }[];
+      };
+      if (values.auth.workloadIdentity) {
+        assert.deepEqual(authentication, { podIdentity: { provider: 'azure-workload', identityId: values.auth.workloadIdentity.clientId, identityTenantId: values.auth.workloadIdentity.tenantId } }, file);
+        const serviceAccount = findObject(objects, 'ServiceAccount');
+        assert.equal(serviceAccount.metadata.annotations?.['azure.workload.identity/client-id'], values.auth.workloadIdentity.clientId, file);
+        assert.equal(serviceAccount.metadata.annotations?.['azure.workload.identity/tenant-id'], values.auth.workloadIdentity.tenantId, file);
+      } else {
+        const secretName = values.auth.existingSecret ?? findObject(objects, 'Secret').metadata.name;
+        assert.deepEqual(authentication, { secretTargetRef: [{ parameter: 'personalAccessToken', name: secretName, key: 'pat' }] }, file);
+      }
+    }
+  });
+
+  void it('matches the scaling strategy to the KEDA version', async () => {
+    const strategies: Record<string, string> = {};
+    for (const version of ['2.18.0', '2.19.3', '2.20.0', '2.21.0']) {
+      const values = await helm.valuesFile({ ...VALID_BASE, mode: 'scaledJob', keda: { version } });
+      const spec = findObject(await helm.render([values]), 'ScaledJob').spec as ScaledJobSpec;
+      strategies[version] = spec.scalingStrategy.strategy;
+    }
+    assert.deepEqual(strategies, { '2.18.0': 'default', '2.19.3': 'default', '2.20.0': 'accurate', '2.21.0': 'accurate' });
+  });
+
+  void it('allows no ingress, and egress only to DNS and the CIDRs in values', () => {
+    for (const [file, { values, objects }] of eachScenario()) {
+      const policies = objects.filter((object) => object.kind === 'NetworkPolicy');
+      if (values.networkPolicy?.enabled === false) {
+        assert.equal(policies.length, 0, file);
+        continue;
+      }
+      const spec = policies[0]?.spec as NetworkPolicySpec;
+      assert.equal(policies.length, 1, file);
+      assert.deepEqual(spec.policyTypes.sort(), ['Egress', 'Ingress'], file);
+      assert.equal(spec.ingress, undefined, file);
+      const selected = spec.podSelector.matchLabels;
+      for (const { template } of podTemplates(objects)) {
+        for (const [key, value] of Object.entries(selected)) assert.equal(template.metadata.labels?.[key], value, `${file}: a pod outside the policy`);
+      }
+      const raw = values as unknown as { networkPolicy: Record<string, { cidrs?: string[] }> };
+      const allowedCidrs = new Set(['apiServer', 'registry', 'azureDevOps', 'proxy'].flatMap((name) => raw.networkPolicy[name]?.cidrs ?? []));
+      for (const rule of spec.egress) {
+        assert.ok(rule.to && rule.to.length > 0, `${file}: an egress rule without destinations allows everything`);
+        assert.ok(rule.ports && rule.ports.length > 0, `${file}: an egress rule without ports allows every port`);
+        for (const peer of rule.to) {
+          if (peer.ipBlock) {
+            assert.ok(allowedCidrs.has(peer.ipBlock.cidr), `${file}: ${peer.ipBlock.cidr} is not in values`);
+          } else {
+            assert.deepEqual(peer, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }, file);
+            assert.deepEqual(rule.ports.map((port) => port.port), [53, 53], file);
+          }
+        }
+      }
+      const renderedCidrs = spec.egress.flatMap((rule) => (rule.to ?? []).flatMap((peer) => (peer.ipBlock ? [peer.ipBlock.cidr] : [])));
+      assert.deepEqual(new Set(renderedCidrs), allowedCidrs, `${file}: every CIDR in values is allowed`);
+    }
+  });
+
+  void it('passes CA bundle, proxy, scheduling and extra env and volumes through to the agent pods', () => {
+    const { objects } = rendered.get('persistent-service-principal-values.yaml') ?? assert.fail('scenario missing');
+    const template = (findObject(objects, 'StatefulSet').spec as { template: PodTemplate }).template;
+    const agent = agentContainer(template);
+    assert.equal(envValue(agent, 'AZP_PROXY_URL'), 'http://proxy.corp.example:3128');
+    const caFile = envValue(agent, 'AZP_CA_CERT_FILE') ?? assert.fail('AZP_CA_CERT_FILE unset');
+    const caMount = agent.volumeMounts?.find((mount) => caFile.startsWith(`${mount.mountPath}/`));
+    const caConfigMap = findObject(objects, 'ConfigMap');
+    assert.equal(template.spec.volumes?.find((volume) => volume.name === caMount?.name)?.configMap?.name, caConfigMap.metadata.name);
+    assert.match((caConfigMap.data as Record<string, string>)[caFile.split('/').pop() ?? ''] ?? '', /^-----BEGIN CERTIFICATE-----/);
+    assert.equal(template.spec.terminationGracePeriodSeconds, 900);
+    assert.deepEqual(template.spec.nodeSelector, { agentpool: 'builds' });
+    assert.equal((template.spec.tolerations as { key: string }[])[0]?.key, 'dedicated');
+    assert.equal((template.spec.topologySpreadConstraints as { topologyKey: string }[])[0]?.topologyKey, 'topology.kubernetes.io/zone');
+    assert.equal(envValue(agent, 'BUILD_CACHE_DIR'), '/cache');
+    assert.ok(agent.volumeMounts?.some((mount) => mount.name === 'cache' && mount.mountPath === '/cache'));
+    assert.match(agent.image, /@sha256:[0-9a-f]{64}$/);
+  });
+
+  void it('refuses values that make no sense, saying what to set', async () => {
+    const cases: { name: string; values: Record<string, unknown>; message: RegExp }[] = [
+      { name: 'scaledJob without a pool', values: { mode: 'scaledJob', azp: { url: 'https://dev.azure.com/contoso', pool: '' } }, message: /mode=scaledJob needs azp\.pool: set it/ },
+      { name: 'no deploy targets, not cluster-wide', values: { deployTargets: [] }, message: /deployTargets is empty: list the namespaces .* or set clusterWide=true/ },
+      { name: 'no authentication', values: { auth: {} }, message: /no authentication configured: set auth\.workloadIdentity\.clientId .* or auth\.existingSecret/ },
+      { name: 'grace period shorter than the drain timeout', values: { drainTimeoutSeconds: 600, terminationGracePeriodSeconds: 300 }, message: /terminationGracePeriodSeconds=300 is shorter than drainTimeoutSeconds \(600\) .* set it to at least 660/ },
+      { name: 'grace period without room to deregister', values: { drainTimeoutSeconds: 600, terminationGracePeriodSeconds: 610 }, message: /set it to at least 660/ },
+      { name: 'a wildcard verb', values: { rbac: { extraRules: [{ apiGroups: [''], resources: ['pods'], verbs: ['*'] }] } }, message: /rbac rule 7 .* uses a wildcard: name the verbs/ },
+      { name: 'a KEDA version before fetchUnfinishedJobsOnly', values: { mode: 'scaledJob', keda: { version: '2.17.2' } }, message: /keda\.version=2\.17\.2 is outside .* set keda\.version/ },
+      { name: 'a service principal KEDA cannot use', values: { mode: 'scaledJob', auth: { existingSecret: 'sp', secretType: 'servicePrincipal' } }, message: /set keda\.workloadIdentity\.clientId/ },
+      { name: 'workload identity without a tenant', values: { auth: { workloadIdentity: { clientId: '6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f' } } }, message: /auth\.workloadIdentity\.tenantId is empty/ },
+      { name: 'a proxy URL with credentials', values: { proxy: { url: 'http://user:secret@proxy:3128' } }, message: /at '\/proxy\/url': 'http:\/\/user:secret@proxy:3128' does not match/ },
+      { name: 'a network policy that blocks the API server', values: { networkPolicy: { azureDevOps: { cidrs: ['13.107.6.0/24'] } } }, message: /networkPolicy\.apiServer\.cidrs is empty: set/ },
+      { name: 'an unknown mode', values: { mode: 'daemonSet' }, message: /at '\/mode': value must be one of 'persistent', 'scaledJob'/ },
+    ];
+    for (const { name, values, message } of cases) {
+      const file = await helm.valuesFile({ ...VALID_BASE, ...values });
+      const stderr = await helmFailure(helm.render([file]));
+      assert.match(stderr, message, name);
+    }
+    // The base the cases start from is valid: each failure comes from its own change.
+    await helm.render([await helm.valuesFile(VALID_BASE)]);
+  });
+});

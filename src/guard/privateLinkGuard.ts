@@ -102,7 +102,7 @@ export async function runPrivateLinkGuard(options: PrivateLinkGuardOptions): Pro
     }
 
     const findings = checks.filter((check) => check.status === 'fail');
-    for (const check of checks) if (check.status !== 'fail') logger.info(`${check.status === 'pass' ? 'pass' : 'n/a '} ${check.id} — ${check.resource}: ${check.evidence}`);
+    for (const check of checks) if (check.status !== 'fail') logger.info(`${check.status === 'pass' ? 'pass' : 'not applicable'}: ${check.id} — ${check.resource}: ${check.evidence}`);
     for (const finding of findings) logger.warn(describeFinding(finding));
     const highFindings = findings.filter((finding) => finding.severity === 'high').length;
     return { mode: options.mode, checks, findings, highFindings, remediated, remediation, failed: options.mode !== 'audit' && highFindings > 0 };

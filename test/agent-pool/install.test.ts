@@ -1,0 +1,222 @@
+// Every scenario of the agent pool chart installed with `helm install` into the real test API
+// server: release namespaces enforce Pod Security `restricted`, KEDA's own CRDs (from its Go module,
+// scripts/fetch-keda-crds.sh) validate the ScaledJob and TriggerAuthentication strictly, the fake
+// kubelet runs the agents and the placeholder hook, and `kubectl auth can-i --as` the agents'
+// service account shows they can deploy into their targets and do nothing anywhere else.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { runTool, ToolError } from '../env/processes.js';
+import { kubeToolPath, startControlPlane, type ControlPlane } from '../kube/controlPlane.js';
+import { startFakeKubelet, type FakeKubelet } from '../kube/fakeKubelet.js';
+import { CHART_DIR, findObject, Helm, helmFailure, podTemplates, scenarioFiles, scenarioPath, scenarioValues, type KubeObject, type ScenarioValues } from './chart.js';
+
+const FETCH_KEDA_CRDS = fileURLToPath(new URL('../../scripts/fetch-keda-crds.sh', import.meta.url));
+
+/** A namespace no scenario deploys into: the agents must have no rights there. */
+const UNRELATED_NAMESPACE = 'unrelated';
+
+/** Where the test that installs invalid values tries to. */
+const REFUSED_NAMESPACE = 'refused';
+
+interface Scenario {
+  file: string;
+  values: ScenarioValues;
+  release: string;
+  namespace: string;
+}
+
+/** `kubectl auth can-i` answers yes (exit 0) or no (exit 1); anything else is an error. */
+async function canI(cluster: ControlPlane, serviceAccount: string, verb: string, resource: string, namespace?: string): Promise<boolean> {
+  const args = ['auth', 'can-i', verb, resource, `--as=${serviceAccount}`, ...(namespace ? [`--namespace=${namespace}`] : [])];
+  try {
+    return (await cluster.kubectl(args)).trim() === 'yes';
+  } catch (error) {
+    if (error instanceof ToolError && error.exitCode === 1 && error.stdout.trim() === 'no') return false;
+    throw error;
+  }
+}
+
+/** The Secret a scenario's auth.existingSecret names, with the keys its secretType needs. */
+function existingSecret(values: ScenarioValues, namespace: string): Record<string, unknown> | undefined {
+  const name = values.auth.existingSecret;
+  if (!name) return undefined;
+  const stringData = values.auth.secretType === 'servicePrincipal' ? { clientId: '00000000-0000-0000-0000-000000000001', tenantId: 'contoso.onmicrosoft.com', clientSecret: 'test-client-secret' } : { pat: 'test-pat' };
+  return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, type: 'Opaque', stringData };
+}
+
+/** A Pod for each rendered pod template, so Pod Security admission judges what controllers would create. */
+function templateProbes(objects: KubeObject[], namespace: string): KubeObject[] {
+  return podTemplates(objects)
+    .filter(({ owner }) => owner.kind !== 'Pod')
+    .map(({ owner, template }) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `${owner.metadata.name}-${owner.kind.toLowerCase()}-probe`, namespace, labels: template.metadata.labels, annotations: template.metadata.annotations },
+      spec: { restartPolicy: 'Never', ...template.spec },
+    }));
+}
+
+void describe('agent pool chart: helm install into the real API server', () => {
+  let dir: string;
+  let cluster: ControlPlane;
+  let kubelet: FakeKubelet;
+  let helm: Helm;
+  let scenarios: Scenario[];
+  const createdNamespaces = new Set<string>();
+
+  async function ensureNamespace(name: string): Promise<void> {
+    if (createdNamespaces.has(name)) return;
+    createdNamespaces.add(name);
+    await cluster.createNamespace(name, { podSecurity: 'restricted' });
+  }
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'agent-pool-install-'));
+    const crdDir = (await runTool('bash', [FETCH_KEDA_CRDS], { timeoutMs: 600_000 })).stdout.trim();
+    cluster = await startControlPlane({ dir });
+    // Server-side: the ScaledJob CRD is too large for client-side apply's last-applied annotation.
+    await cluster.kubectl(['apply', '--server-side', `--filename=${crdDir}`]);
+    await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', `--filename=${crdDir}`]);
+
+    scenarios = await Promise.all(
+      (await scenarioFiles()).map(async (file, index) => ({
+        file,
+        values: await scenarioValues(file),
+        release: file.replace(/-values\.yaml$/, ''),
+        namespace: `pool-${index}`,
+      })),
+    );
+    kubelet = await startFakeKubelet(cluster, { namespaces: [...scenarios.map((scenario) => scenario.namespace), REFUSED_NAMESPACE] });
+    helm = await Helm.create(cluster.adminKubeconfigPath);
+    await ensureNamespace(UNRELATED_NAMESPACE);
+  });
+
+  after(async () => {
+    await kubelet?.stop();
+    await cluster?.stop();
+    await helm?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  void it('installs every scenario into namespaces enforcing restricted, and the agents may deploy only where deployTargets says', async () => {
+    assert.ok(scenarios.length >= 5, 'expected the five scenarios under ci/');
+    for (const scenario of scenarios) {
+      await installAndCheck(scenario);
+    }
+  });
+
+  async function dryRunCreate(name: string, objects: KubeObject[]): Promise<void> {
+    const manifest = path.join(dir, `${name}.json`);
+    await writeFile(manifest, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+    await cluster.kubectl(['create', '--dry-run=server', '--validate=strict', `--filename=${manifest}`]);
+  }
+
+  async function installAndCheck({ file, values, release, namespace }: Scenario): Promise<void> {
+    await ensureNamespace(namespace);
+    for (const target of values.deployTargets ?? []) await ensureNamespace(target);
+    const secret = existingSecret(values, namespace);
+    if (secret) await cluster.admin.request('POST', `/api/v1/namespaces/${namespace}/secrets`, secret);
+
+    // What helm will create, validated by the API server without persisting it: strict field
+    // validation against the built-in schemas and KEDA's (helm itself would let the server drop
+    // unknown fields silently). Pods come after the install: pod admission needs their service account.
+    const rendered = await helm.render([scenarioPath(file)], { release, namespace });
+    const isPod = (object: KubeObject): boolean => object.kind === 'Pod';
+    await dryRunCreate(`${release}-objects`, rendered.filter((object) => !isPod(object)));
+
+    const output = await helm.run(['install', release, CHART_DIR, `--namespace=${namespace}`, `--values=${scenarioPath(file)}`, '--wait', '--timeout=120s'], 180_000);
+    // Pod Security admission of the helm test pod and of every pod the chart's StatefulSet,
+    // ScaledJob and hook would start.
+    await dryRunCreate(`${release}-pods`, [...rendered.filter(isPod), ...templateProbes(rendered, namespace)]);
+    assert.equal(output.includes('WARNING: auth.createSecret=true'), values.auth.createSecret === true, `${file}: NOTES warn exactly when the chart creates the Secret`);
+
+    if (values.mode === 'persistent') {
+      const pods = JSON.parse(await cluster.kubectl(['get', 'pods', `--namespace=${namespace}`, `--selector=app.kubernetes.io/instance=${release},app.kubernetes.io/component=agent`, '--output=json'])) as { items: { status: { phase: string } }[] };
+      assert.deepEqual(
+        pods.items.map((pod) => pod.status.phase),
+        Array<string>(values.persistent?.replicas ?? 2).fill('Running'),
+        `${file}: the StatefulSet's pods were admitted and run`,
+      );
+    } else {
+      // The placeholder hook Job ran to completion (helm waits for it) and was removed on success.
+      const scaledJob = JSON.parse(await cluster.kubectl(['get', 'scaledjob', findObject(rendered, 'ScaledJob').metadata.name, `--namespace=${namespace}`, '--output=json'])) as { spec: { triggers: { metadata: Record<string, string> }[] } };
+      assert.equal(scaledJob.spec.triggers[0]?.metadata.fetchUnfinishedJobsOnly, 'true', file);
+      const hookJobs = await cluster.kubectl(['get', 'jobs', `--namespace=${namespace}`, '--output=name']);
+      assert.equal(hookJobs.trim(), '', `${file}: the placeholder hook succeeded and was cleaned up`);
+    }
+
+    const serviceAccountName = findObject(rendered, 'ServiceAccount').metadata.name;
+    const serviceAccount = `system:serviceaccount:${namespace}:${serviceAccountName}`;
+    const targets = values.clusterWide ? [UNRELATED_NAMESPACE, namespace] : (values.deployTargets ?? []);
+    for (const target of targets) {
+      for (const [verb, resource] of [['create', 'deployments.apps'], ['patch', 'services'], ['create', 'secrets'], ['get', 'pods/log']] as const) {
+        assert.equal(await canI(cluster, serviceAccount, verb, resource, target), true, `${file}: ${verb} ${resource} in ${target}`);
+      }
+      for (const [verb, resource] of [['*', '*'], ['create', 'roles.rbac.authorization.k8s.io'], ['create', 'rolebindings.rbac.authorization.k8s.io'], ['create', 'pods/exec'], ['escalate', 'roles.rbac.authorization.k8s.io']] as const) {
+        assert.equal(await canI(cluster, serviceAccount, verb, resource, target), false, `${file}: ${verb} ${resource} in ${target}`);
+      }
+    }
+    if (!values.clusterWide) {
+      for (const elsewhere of [UNRELATED_NAMESPACE, namespace]) {
+        for (const [verb, resource] of [['create', 'deployments.apps'], ['get', 'secrets'], ['list', 'pods']] as const) {
+          assert.equal(await canI(cluster, serviceAccount, verb, resource, elsewhere), false, `${file}: ${verb} ${resource} in ${elsewhere}`);
+        }
+      }
+    }
+    for (const [verb, resource] of [['create', 'namespaces'], ['list', 'nodes'], ['create', 'clusterrolebindings.rbac.authorization.k8s.io'], ['create', 'customresourcedefinitions.apiextensions.k8s.io']] as const) {
+      assert.equal(await canI(cluster, serviceAccount, verb, resource), false, `${file}: cluster-scoped ${verb} ${resource}`);
+    }
+
+    await checkHelmTest({ file, release, namespace }, rendered, serviceAccountName);
+  }
+
+  /**
+   * `helm test` runs the chart's test pod (the fake kubelet only reports it finished), so its command
+   * is also run here as the pod would: kubectl with a token of the pod's service account. It must
+   * succeed for the agents' account and fail for one without the rights.
+   */
+  async function checkHelmTest({ file, release, namespace }: Pick<Scenario, 'file' | 'release' | 'namespace'>, rendered: KubeObject[], serviceAccountName: string): Promise<void> {
+    await helm.run(['test', release, `--namespace=${namespace}`, '--timeout=60s']);
+    const testPod = findObject(rendered, 'Pod', (pod) => pod.metadata.annotations?.['helm.sh/hook'] === 'test');
+    const [command, ...args] = (testPod.spec as { containers: { command: string[] }[] }).containers[0]?.command ?? [];
+    assert.equal(command, 'kubectl', file);
+    const runAs = async (account: string): Promise<void> => {
+      const kubeconfig = await cluster.kubeconfigFor({ token: await cluster.mintServiceAccountToken(namespace, account) });
+      await runTool(kubeToolPath('kubectl'), [`--kubeconfig=${kubeconfig}`, ...args]);
+    };
+    await runAs(serviceAccountName);
+    const refused = await runAs('default').then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(refused instanceof ToolError && refused.exitCode === 1, `${file}: the test pod's check passes for an account without rights`);
+  }
+
+  void it('refuses values that make no sense at helm install, with a message, before creating anything', async () => {
+    await ensureNamespace(REFUSED_NAMESPACE);
+    const base = {
+      azp: { url: 'https://dev.azure.com/contoso', pool: 'pool' },
+      image: { repository: 'contoso.azurecr.io/azure-pipelines-agent' },
+      auth: { existingSecret: 'azp-pat' },
+      deployTargets: [UNRELATED_NAMESPACE],
+      networkPolicy: { enabled: false },
+    };
+    const cases: { values: Record<string, unknown>; message: RegExp }[] = [
+      { values: { mode: 'scaledJob', azp: { url: 'https://dev.azure.com/contoso' } }, message: /mode=scaledJob needs azp\.pool: set it/ },
+      { values: { deployTargets: [] }, message: /deployTargets is empty: list the namespaces/ },
+      { values: { auth: {} }, message: /no authentication configured: set auth\.workloadIdentity\.clientId/ },
+      { values: { drainTimeoutSeconds: 3600, terminationGracePeriodSeconds: 1800 }, message: /terminationGracePeriodSeconds=1800 is shorter than drainTimeoutSeconds \(3600\)/ },
+    ];
+    for (const { values, message } of cases) {
+      const valuesFile = await helm.valuesFile({ ...base, ...values });
+      const stderr = await helmFailure(helm.run(['install', 'refused', CHART_DIR, `--namespace=${REFUSED_NAMESPACE}`, `--values=${valuesFile}`]));
+      assert.match(stderr, message);
+    }
+    assert.equal((await helm.run(['list', `--namespace=${REFUSED_NAMESPACE}`, '--all', '--short'])).trim(), '', 'no release was recorded');
+    assert.equal((await cluster.kubectl(['get', 'serviceaccounts,roles,rolebindings', `--namespace=${REFUSED_NAMESPACE}`, '--selector=app.kubernetes.io/instance=refused', '--output=name'])).trim(), '');
+  });
+});

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 export interface Sample {
   seconds: number;
   peakRssMb: number;
+  /** User plus system CPU time: less sensitive than wall time to what else the machine runs. */
+  cpuSeconds: number;
 }
 
 export interface ToolFigures {
@@ -30,7 +32,7 @@ export interface BenchReport {
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 export function medianSeconds(figures: ToolFigures): number {
@@ -43,13 +45,13 @@ export async function timed(command: string, args: string[], env: NodeJS.Process
   const report = join(dir, 'time');
   try {
     await new Promise<void>((resolve, reject) => {
-      execFile('/usr/bin/time', ['-f', '%e %M', '-o', report, command, ...args], { env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      execFile('/usr/bin/time', ['-f', '%e %M %U %S', '-o', report, command, ...args], { env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
         if (error) reject(new Error(`${command} failed: ${stderr.trim().split('\n').slice(-3).join(' | ') || stdout.trim().split('\n').slice(-3).join(' | ')}`));
         else resolve();
       });
     });
-    const [seconds, kilobytes] = (await readFile(report, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number);
-    return { seconds: seconds!, peakRssMb: kilobytes! / 1024 };
+    const [seconds, kilobytes, user, system] = (await readFile(report, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number);
+    return { seconds: seconds, peakRssMb: kilobytes / 1024, cpuSeconds: user + system };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -60,7 +62,8 @@ export function printReport(report: BenchReport): void {
   for (const figures of report.figures) {
     const seconds = figures.samples.map((sample) => sample.seconds.toFixed(2)).join(', ');
     const rss = Math.max(...figures.samples.map((sample) => sample.peakRssMb));
-    console.log(`  ${figures.tool.padEnd(44)} median ${medianSeconds(figures).toFixed(2)} s  (runs: ${seconds})  peak RSS ${rss.toFixed(0)} MB`);
+    const cpu = median(figures.samples.map((sample) => sample.cpuSeconds));
+    console.log(`  ${figures.tool.padEnd(44)} median ${medianSeconds(figures).toFixed(2)} s  (runs: ${seconds})  CPU ${cpu.toFixed(2)} s  peak RSS ${rss.toFixed(0)} MB`);
   }
   for (const target of report.targets) console.log(`  [${target.met ? 'met' : 'MISSED'}] ${target.claim}: ${target.detail}`);
 }

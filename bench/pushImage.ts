@@ -67,7 +67,7 @@ const skopeo: Tool = async (env, imagePath, kind) => {
   return timed('skopeo', ['copy', '--quiet', ...registryTrustArgs.skopeoDestination(trust), source, `docker://${env.registry.host}/benchimage:bench`], process.env);
 };
 
-const azureSdk: Tool = async (env, imagePath) => {
+const azureSdk = (concurrency: number): Tool => async (env, imagePath) => {
   const principal = env.addServicePrincipal('push');
   const refreshToken = await env.acrRefreshToken(principal);
   const minted = await request(`${env.tokenServer.url}/oauth2/token`, {
@@ -85,6 +85,7 @@ const azureSdk: Tool = async (env, imagePath) => {
     LAYOUT: imagePath,
     TAG: 'bench',
     ACCESS_TOKEN_FILE: tokenFile,
+    CONCURRENCY: String(concurrency),
   });
 };
 
@@ -95,7 +96,7 @@ async function measure(tools: Record<string, Tool>, imagePath: string, kind: 'la
     for (const [index, tool] of Object.values(tools).entries()) {
       const env = await startAcrEnvironment({ relativeUrls: true });
       try {
-        figures[index]!.samples.push(await tool(env, imagePath, kind));
+        figures[index].samples.push(await tool(env, imagePath, kind));
       } finally {
         await env.stop();
       }
@@ -106,9 +107,18 @@ async function measure(tools: Record<string, Tool>, imagePath: string, kind: 'la
 
 export async function benchPushImage(): Promise<BenchReport[]> {
   const { layout, dockerSave } = await fixtures();
-  const layoutFigures = await measure({ 'PrivateAcrPushImage task': ourTask, 'skopeo copy': skopeo, '@azure/container-registry content client': azureSdk }, layout, 'layout');
+  const layoutFigures = await measure(
+    {
+      'PrivateAcrPushImage task': ourTask,
+      'skopeo copy': skopeo,
+      'Azure SDK content client, blob by blob': azureSdk(1),
+      'Azure SDK content client, 4 blobs at once': azureSdk(4),
+    },
+    layout,
+    'layout',
+  );
   const saveFigures = await measure({ 'PrivateAcrPushImage task': ourTask, 'skopeo copy': skopeo }, dockerSave, 'dockerSave');
-  const [ours, skopeoLayout, sdk] = layoutFigures as [ToolFigures, ToolFigures, ToolFigures];
+  const [ours, skopeoLayout, sdk, sdkParallel] = layoutFigures as [ToolFigures, ToolFigures, ToolFigures, ToolFigures];
   const [oursSave, skopeoSave] = saveFigures as [ToolFigures, ToolFigures];
   const peak = (figures: ToolFigures) => Math.max(...figures.samples.map((sample) => sample.peakRssMb));
   const ratio = (a: ToolFigures, b: ToolFigures) => medianSeconds(a) / medianSeconds(b);
@@ -118,7 +128,11 @@ export async function benchPushImage(): Promise<BenchReport[]> {
       figures: layoutFigures,
       targets: [
         { claim: 'median at most skopeo\'s', met: ratio(ours, skopeoLayout) <= 1, detail: `task/skopeo = ${ratio(ours, skopeoLayout).toFixed(2)}` },
-        { claim: 'at least 3x faster than the Azure SDK content client', met: ratio(sdk, ours) >= 3, detail: `sdk/task = ${ratio(sdk, ours).toFixed(2)}` },
+        {
+          claim: 'at least 3x faster than the Azure SDK content client used as its samples do (blob by blob)',
+          met: ratio(sdk, ours) >= 3,
+          detail: `sdk/task = ${ratio(sdk, ours).toFixed(2)} (given 4 blobs at once: ${ratio(sdkParallel, ours).toFixed(2)})`,
+        },
         { claim: 'peak RSS under 200 MB', met: peak(ours) < 200, detail: `${peak(ours).toFixed(0)} MB` },
       ],
     },

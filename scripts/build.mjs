@@ -15,7 +15,11 @@ const tasks = readdirSync(join(root, 'tasks'), { withFileTypes: true })
   .filter((entry) => entry.isDirectory() && existsSync(join(root, 'tasks', entry.name, 'task.json')))
   .map((entry) => entry.name);
 
-rmSync(out, { recursive: true, force: true });
+// Files are replaced in place rather than the folder wiped first, so a test running the bundles
+// while another build runs never finds them missing; folders of tasks that are gone are removed.
+for (const stale of existsSync(join(out, 'tasks')) ? readdirSync(join(out, 'tasks')) : []) {
+  if (!tasks.includes(stale)) rmSync(join(out, 'tasks', stale), { recursive: true, force: true });
+}
 await Promise.all(
   tasks.map(async (task) => {
     const target = join(out, 'tasks', task);

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { ContentError, InputError } from '../errors.js';
 import { DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST } from '../oci/mediaTypes.js';
-import { compressLayer } from './compress.js';
+import { compressLayer, type CompressingLayer } from './compress.js';
 import { parseJson } from './layout.js';
-import { fileBlob, memoryBlob, renderJson, resolved, type BlobSource, type ManifestSource, type ResolvedBlob } from './model.js';
+import { fileBlob, memoryBlob, renderJson, resolved, type BlobSource, type ManifestSource, type PushedBlob, type ResolvedBlob } from './model.js';
 import { readMember, type TarMember } from './tar.js';
 
 interface SaveEntry {
@@ -21,7 +20,7 @@ const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 
 /**
  * A `docker save` tarball, before Docker 25 (`<id>/layer.tar`) or after (`blobs/sha256/…`): both
- * carry manifest.json. Layers saved uncompressed are gzip-compressed into `tempDir` and checked
+ * carry manifest.json. Layers saved uncompressed are gzip-compressed while they upload and checked
  * against the config's diff_ids in the same pass; layers saved already compressed (the containerd
  * image store does that) go up as they are. The result is a Docker v2 schema 2 manifest, as
  * `docker push` would produce.
@@ -30,7 +29,7 @@ export async function loadDockerArchive(
   tarPath: string,
   label: string,
   members: Map<string, TarMember>,
-  options: { tempDir: string; compressionLevel: number; input: string },
+  options: { compressionLevel: number; input: string },
 ): Promise<ManifestSource> {
   const read = async (name: string): Promise<Buffer> => {
     const member = members.get(name);
@@ -49,16 +48,19 @@ export async function loadDockerArchive(
   if (diffIds.length !== entry.Layers.length) {
     throw new ContentError(`${label}: the image config lists ${diffIds.length} layers but manifest.json ${entry.Layers.length}; the tarball is corrupt.`);
   }
-  const layers = entry.Layers.map((name, index) => {
+  // Pushed descriptors in layer order, filled in by the pushes; render() runs after all of them.
+  const pushed: Promise<PushedBlob>[] = [];
+  const layers = entry.Layers.map((name, index): BlobSource => {
     const member = members.get(name);
     if (!member) throw new ContentError(`${label} lists layer ${name}, which is not in the archive; the tarball is incomplete.`);
-    return lazyLayer(tarPath, label, member, diffIds[index], join(options.tempDir, `layer-${index}.tar.gz`), options.compressionLevel);
+    const source = layerSource(tarPath, label, member, diffIds[index], options.compressionLevel);
+    return { push: (target) => (pushed[index] ??= source.push(target)) };
   });
   return {
     blobs: [resolved(config), ...layers],
     children: [],
     render: async () => {
-      const descriptors = await Promise.all(layers.map((layer) => layer.resolve()));
+      const descriptors = await Promise.all(pushed);
       return renderJson(
         {
           schemaVersion: 2,
@@ -72,19 +74,26 @@ export async function loadDockerArchive(
   };
 }
 
-function lazyLayer(tarPath: string, label: string, member: TarMember, diffId: string, target: string, level: number): BlobSource {
-  let work: Promise<ResolvedBlob> | undefined;
-  const compress = async (): Promise<ResolvedBlob> => {
-    const stored = fileBlob(tarPath, member.offset, member.size, '', DOCKER_LAYER_GZIP);
-    const head = await readMember(tarPath, { offset: member.offset, size: Math.min(2, member.size) });
-    if (head.equals(GZIP_MAGIC)) return { ...stored, digest: await digestOf(stored) };
-    const layer = await compressLayer(stored.open(0, member.size), target, level);
-    if (layer.diffId !== diffId) {
-      throw new ContentError(`${label}: layer ${member.name} does not match its diff_id ${diffId} (its bytes hash to ${layer.diffId}); the tarball is corrupt.`);
-    }
-    return fileBlob(target, 0, layer.size, layer.digest, DOCKER_LAYER_GZIP);
+function layerSource(tarPath: string, label: string, member: TarMember, diffId: string, level: number): BlobSource {
+  const stored = fileBlob(tarPath, member.offset, member.size, '', DOCKER_LAYER_GZIP);
+  return {
+    async push(target) {
+      const head = await readMember(tarPath, { offset: member.offset, size: Math.min(2, member.size) });
+      if (head.equals(GZIP_MAGIC)) return resolved({ ...stored, digest: await digestOf(stored) }).push(target);
+      // What the tags point at now tells which compressed blob this layer became last time.
+      const known = await target.knownLayer(diffId);
+      if (known && (await target.has(known.digest))) return known;
+      let lastTry: CompressingLayer | undefined;
+      const { digest, size } = await target.uploadStream(() => {
+        lastTry = compressLayer(stored.open(0, member.size), level);
+        return lastTry.stream;
+      });
+      if (lastTry!.diffId() !== diffId) {
+        throw new ContentError(`${label}: layer ${member.name} does not match its diff_id ${diffId} (its bytes hash to ${lastTry!.diffId()}); the tarball is corrupt.`);
+      }
+      return { digest, size, mediaType: DOCKER_LAYER_GZIP };
+    },
   };
-  return { resolve: () => (work ??= compress()) };
 }
 
 async function digestOf(blob: ResolvedBlob): Promise<string> {

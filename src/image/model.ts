@@ -8,13 +8,33 @@ export interface ResolvedBlob extends BlobContent {
   mediaType: string;
 }
 
+/** A blob as a manifest references it. */
+export interface PushedBlob {
+  digest: string;
+  size: number;
+  mediaType: string;
+}
+
+/** What a blob source may ask of the repository it is pushed to. */
+export interface BlobTarget {
+  /** HEAD: is the blob already in the repository? */
+  has(digest: string): Promise<boolean>;
+  upload(blob: ResolvedBlob): Promise<void>;
+  /** Uploads bytes produced on the fly; the digest is computed on the way out. */
+  uploadStream(open: () => Readable): Promise<{ digest: string; size: number }>;
+  /**
+   * The compressed layer the repository already holds for an uncompressed digest (diff_id), as
+   * read from the manifests the tags point at now: what lets a re-push skip compressing.
+   */
+  knownLayer(diffId: string): Promise<PushedBlob | undefined>;
+}
+
 /**
- * A blob that may need work before its digest is known (a docker save layer is compressed
- * first). `resolve` does that work once; the push calls it inside its concurrency limit, so
- * compression of one layer overlaps the upload of another.
+ * A blob to push. Most know their digest up front (`resolved`); a docker save layer learns its
+ * digest only while it is compressed, so each source decides how it reaches the registry.
  */
 export interface BlobSource {
-  resolve(): Promise<ResolvedBlob>;
+  push(target: BlobTarget): Promise<PushedBlob>;
 }
 
 export interface RenderedManifest {
@@ -27,7 +47,7 @@ export interface RenderedManifest {
 export interface ManifestSource {
   blobs: BlobSource[];
   children: ManifestSource[];
-  /** Called only after every blob resolved, since a manifest names its blobs' digests. */
+  /** Called only after every blob is pushed, since a manifest names its blobs' digests. */
   render(): Promise<RenderedManifest>;
 }
 
@@ -44,9 +64,14 @@ export function sha256Digest(bytes: Buffer | string): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
+/** A blob whose digest is known: HEAD, and upload only when the registry lacks it. */
 export function resolved(blob: ResolvedBlob): BlobSource {
-  const ready = Promise.resolve(blob);
-  return { resolve: () => ready };
+  return {
+    async push(target) {
+      if (!(await target.has(blob.digest))) await target.upload(blob);
+      return { digest: blob.digest, size: blob.size, mediaType: blob.mediaType };
+    },
+  };
 }
 
 /** A blob whose bytes sit in a file at `offset` (a whole file, or a member of a tar). */

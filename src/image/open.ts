@@ -10,7 +10,7 @@ import type { ImageSource, ManifestSource } from './model.js';
 import { indexTar } from './tar.js';
 
 export interface OpenImageOptions {
-  /** Where layers are compressed and .tar.gz inputs unpacked; a private folder is made inside. */
+  /** Where .tar.gz inputs are unpacked; a private folder is made inside. */
   tempDir: string;
   /** zlib level for docker save layers that arrive uncompressed. Default 1: see DEFAULT_COMPRESSION_LEVEL. */
   compressionLevel?: number;
@@ -53,7 +53,7 @@ export async function openImage(path: string, options: OpenImageOptions): Promis
     let format: string;
     if (members.has('manifest.json')) {
       const compressionLevel = options.compressionLevel ?? DEFAULT_COMPRESSION_LEVEL;
-      root = await loadDockerArchive(tarPath, label, members, { tempDir: workDir, compressionLevel, input });
+      root = await loadDockerArchive(tarPath, label, members, { compressionLevel, input });
       format = 'docker save tarball';
     } else if (members.has('oci-layout')) {
       root = await loadLayout(tarFiles(tarPath, label, members), input);

@@ -1,6 +1,8 @@
+import type { Readable } from 'node:stream';
 import { forEachLimited } from '../concurrency.js';
 import type { Logger } from '../log.js';
-import type { BlobSource, ManifestSource, RenderedManifest, ResolvedBlob } from '../image/model.js';
+import type { BlobTarget, ManifestSource, PushedBlob, RenderedManifest, ResolvedBlob } from '../image/model.js';
+import { DOCKER_MANIFEST, OCI_MANIFEST, type ImageManifest } from './mediaTypes.js';
 import type { RegistryClient } from './registry.js';
 
 export interface PushOptions {
@@ -35,29 +37,14 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
   const started = Date.now();
   const { client, repository, logger } = options;
   const manifests = postOrder(options.root);
-  const blobs = [...new Set(manifests.flatMap((manifest) => manifest.blobs))];
-  const progress = new Progress(logger, options.progressIntervalMs ?? 5_000);
-  const seen = new Set<string>();
-  let blobsUploaded = 0;
-  let blobsSkipped = 0;
-
+  const sources = [...new Set(manifests.flatMap((manifest) => manifest.blobs))];
+  const target = new RepositoryTarget(client, repository, options.tags, logger, options.progressIntervalMs ?? 5_000);
   try {
-    await forEachLimited(blobs, options.concurrency ?? 4, async (source: BlobSource) => {
-      const blob: ResolvedBlob = await source.resolve();
-      // Two sources can resolve to the same bytes (a layer shared by two platforms): send it once.
-      if (seen.has(blob.digest)) return;
-      seen.add(blob.digest);
-      if (await client.blobExists(repository, blob.digest)) {
-        blobsSkipped++;
-        logger.debug(`${blob.digest} is already in ${repository}`);
-        return;
-      }
-      progress.expect(blob.size);
-      await client.uploadBlob(repository, blob, (delta) => progress.add(delta));
-      blobsUploaded++;
+    await forEachLimited(sources, options.concurrency ?? 4, async (source) => {
+      await source.push(target);
     });
   } finally {
-    progress.stop();
+    target.progress.stop();
   }
 
   let root: RenderedManifest | undefined;
@@ -70,9 +57,9 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
     digest: root!.digest,
     mediaType: root!.mediaType,
     tags: options.tags,
-    bytesUploaded: progress.bytes,
-    blobsUploaded,
-    blobsSkipped,
+    bytesUploaded: target.progress.bytes,
+    blobsUploaded: target.uploaded,
+    blobsSkipped: target.skipped,
     durationMs: Date.now() - started,
   };
 }
@@ -86,6 +73,78 @@ function postOrder(root: ManifestSource): ManifestSource[] {
   };
   visit(root);
   return ordered;
+}
+
+/** The repository as blob sources see it, counting what moved and sending each digest once. */
+class RepositoryTarget implements BlobTarget {
+  uploaded = 0;
+  skipped = 0;
+  readonly progress: Progress;
+  // Two sources can hold the same bytes (a layer shared by two platforms): the first one sends it.
+  private readonly presence = new Map<string, Promise<boolean>>();
+  private knownLayers?: Promise<Map<string, PushedBlob>>;
+
+  constructor(
+    private readonly client: RegistryClient,
+    private readonly repository: string,
+    private readonly tags: string[],
+    private readonly logger: Logger,
+    progressIntervalMs: number,
+  ) {
+    this.progress = new Progress(logger, progressIntervalMs);
+  }
+
+  async has(digest: string): Promise<boolean> {
+    // Another source already holds these bytes and checked or sent them: nothing left to do here.
+    if (this.presence.has(digest)) return true;
+    const present = this.client.blobExists(this.repository, digest);
+    this.presence.set(digest, present);
+    if (!(await present)) return false;
+    this.skipped++;
+    this.logger.debug(`${digest} is already in ${this.repository}`);
+    return true;
+  }
+
+  async upload(blob: ResolvedBlob): Promise<void> {
+    this.progress.expect(blob.size);
+    await this.client.uploadBlob(this.repository, blob, (delta) => this.progress.add(delta));
+    this.uploaded++;
+  }
+
+  async uploadStream(open: () => Readable): Promise<{ digest: string; size: number }> {
+    const result = await this.client.uploadStream(this.repository, open, (delta) => this.progress.add(delta));
+    this.presence.set(result.digest, Promise.resolve(true));
+    this.uploaded++;
+    return result;
+  }
+
+  knownLayer(diffId: string): Promise<PushedBlob | undefined> {
+    this.knownLayers ??= this.readKnownLayers();
+    return this.knownLayers.then((layers) => layers.get(diffId));
+  }
+
+  /**
+   * Pairs the layers of the image each tag points at now with its config's diff_ids. Best effort:
+   * a tag that is new, an index, or unreadable just contributes nothing.
+   */
+  private async readKnownLayers(): Promise<Map<string, PushedBlob>> {
+    const layers = new Map<string, PushedBlob>();
+    for (const tag of this.tags) {
+      try {
+        const current = await this.client.getManifest(this.repository, tag, [DOCKER_MANIFEST, OCI_MANIFEST]);
+        if (!current) continue;
+        const manifest = JSON.parse(current.bytes.toString('utf8')) as Partial<ImageManifest>;
+        if (!manifest.config || !manifest.layers) continue;
+        const config = JSON.parse((await this.client.getSmallBlob(this.repository, manifest.config.digest)).toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
+        const diffIds = config.rootfs?.diff_ids ?? [];
+        if (diffIds.length !== manifest.layers.length) continue;
+        diffIds.forEach((diffId, index) => layers.set(diffId, manifest.layers![index]));
+      } catch (error) {
+        this.logger.debug(`Could not read what ${this.repository}:${tag} points at: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    return layers;
+  }
 }
 
 const MiB = 1024 * 1024;
@@ -103,7 +162,8 @@ class Progress {
       if (this.bytes === this.lastReported) return;
       this.lastReported = this.bytes;
       const seconds = (Date.now() - this.started) / 1000;
-      logger.info(`Uploaded ${(this.bytes / MiB).toFixed(1)} of ${(this.total / MiB).toFixed(1)} MiB so far (${(this.bytes / MiB / seconds).toFixed(1)} MiB/s)`);
+      const of = this.total > this.bytes ? ` of at least ${(this.total / MiB).toFixed(1)}` : '';
+      logger.info(`Uploaded ${(this.bytes / MiB).toFixed(1)}${of} MiB so far (${(this.bytes / MiB / seconds).toFixed(1)} MiB/s)`);
     }, intervalMs);
     this.timer.unref();
   }

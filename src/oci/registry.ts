@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { AuthenticationError, ContentError, HttpError, UserError, errorMessage } from '../errors.js';
 import { rejectTransient } from '../http/status.js';
 import type { HttpHeaders, HttpRequest, HttpResponse, HttpTransport } from '../http/transport.js';
 import type { Logger } from '../log.js';
 import { isTransient, retry, type RetryOptions } from '../retry.js';
-import { tap } from '../streams.js';
 import { parseBearerChallenge, type BearerChallenge } from '../acr/challenge.js';
 import type { RegistryTokenProvider } from '../acr/exchange.js';
 
@@ -23,10 +22,13 @@ export interface RegistryClientOptions {
   tokens: RegistryTokenProvider;
   logger: Logger;
   /**
-   * Bytes per PATCH. Uploads go POST → PATCH… → PUT with exact lengths, which every registry
-   * accepts; ACR is reported to refuse chunked transfer and very large single bodies. Default 32 MiB.
+   * Bytes per PATCH of a blob read from disk. Uploads go POST → PATCH… → PUT with exact lengths,
+   * which every registry accepts; ACR is reported to refuse chunked transfer encoding and very
+   * large single bodies. Default 32 MiB.
    */
   chunkSize?: number;
+  /** Bytes per PATCH of a blob produced on the fly; each is held in memory while it is sent. Default 4 MiB. */
+  streamChunkSize?: number;
   /** Backoff of every retried request; see RetryOptions for defaults. */
   retry?: RetryOptions;
 }
@@ -40,12 +42,14 @@ export class RegistryClient {
   readonly host: string;
   private readonly baseUrl: URL;
   private readonly chunkSize: number;
+  private readonly streamChunkSize: number;
   private challenge?: Promise<BearerChallenge | undefined>;
 
   constructor(private readonly options: RegistryClientOptions) {
     this.host = options.host;
     this.baseUrl = new URL(`https://${options.host}`);
     this.chunkSize = options.chunkSize ?? 32 * 1024 * 1024;
+    this.streamChunkSize = options.streamChunkSize ?? 4 * 1024 * 1024;
   }
 
   /** HEAD the blob. ACR answers 307 (to its data endpoint) for blobs it has; that counts as present. */
@@ -61,22 +65,50 @@ export class RegistryClient {
   }
 
   /**
-   * Uploads one blob, hashing the bytes as they go out so a blob whose content does not match its
-   * digest is abandoned before it is committed. Retries restart the blob from its first byte.
+   * Uploads a blob whose digest is known, streaming byte ranges from disk. The registry checks the
+   * bytes against the digest on commit (DIGEST_INVALID otherwise), so they are not hashed twice.
+   * Retries restart the blob from its first byte.
    */
   async uploadBlob(repository: string, blob: BlobContent, onProgress: (deltaBytes: number) => void): Promise<void> {
-    await this.retrying(async () => {
-      let sent = 0;
-      try {
-        await this.uploadOnce(repository, blob, (bytes) => {
-          sent += bytes;
-          onProgress(bytes);
-        });
-      } catch (error) {
-        onProgress(-sent);
-        throw error;
-      }
+    await this.retryingUpload(onProgress, (onBytes) => this.uploadChunks(repository, rangeChunks(blob, this.chunkSize), () => blob.digest, onBytes));
+  }
+
+  /**
+   * Uploads bytes whose digest is only known once they have all been produced (a layer being
+   * compressed on the fly), hashing them on the way out. Each try calls `open` anew.
+   */
+  async uploadStream(repository: string, open: () => Readable, onProgress: (deltaBytes: number) => void): Promise<{ digest: string; size: number }> {
+    return this.retryingUpload(onProgress, async (onBytes) => {
+      const hash = createHash('sha256');
+      let size = 0;
+      const chunks = bufferedChunks(open(), this.streamChunkSize, (chunk) => {
+        hash.update(chunk);
+        size += chunk.length;
+      });
+      let digest: string | undefined;
+      await this.uploadChunks(repository, chunks, () => (digest = `sha256:${hash.digest('hex')}`), onBytes);
+      return { digest: digest!, size };
     });
+  }
+
+  /** GETs a manifest by tag or digest; undefined when the registry has none under that name. */
+  async getManifest(repository: string, reference: string, accept: string[]): Promise<{ mediaType: string; bytes: Buffer } | undefined> {
+    const response = await this.retrying(() =>
+      this.send(repository, () => ({ method: 'GET', url: this.url(`/v2/${repository}/manifests/${reference}`), headers: { accept: accept.join(', ') } })),
+    );
+    if (response.status === 404) {
+      await response.discard();
+      return undefined;
+    }
+    if (response.status !== 200) throw await this.failure(response, `reading manifest ${reference} of ${repository}`);
+    return { mediaType: response.headers['content-type'] ?? '', bytes: Buffer.from(await response.text(), 'utf8') };
+  }
+
+  /** GETs a small blob (an image config) into memory, following ACR's redirect to its data endpoint. */
+  async getSmallBlob(repository: string, digest: string): Promise<Buffer> {
+    const response = await this.retrying(() => this.send(repository, () => ({ method: 'GET', url: this.url(`/v2/${repository}/blobs/${digest}`) })));
+    if (response.status !== 200) throw await this.failure(response, `reading blob ${digest} of ${repository}`);
+    return Buffer.from(await response.text(), 'utf8');
   }
 
   /** PUTs a manifest under a tag or digest and checks the registry computed the digest we did. */
@@ -97,44 +129,46 @@ export class RegistryClient {
     }
   }
 
-  private async uploadOnce(repository: string, blob: BlobContent, onBytes: (bytes: number) => void): Promise<void> {
-    const started = await this.send(repository, () => ({
-      method: 'POST',
-      url: this.url(`/v2/${repository}/blobs/uploads/`),
-      headers: { 'content-length': '0' },
-    }));
+  /** Progress is reported as bytes land; a failed try takes its bytes back before the next. */
+  private retryingUpload<T>(onProgress: (deltaBytes: number) => void, upload: (onBytes: (bytes: number) => void) => Promise<T>): Promise<T> {
+    return this.retrying(async () => {
+      let sent = 0;
+      try {
+        return await upload((bytes) => {
+          sent += bytes;
+          onProgress(bytes);
+        });
+      } catch (error) {
+        onProgress(-sent);
+        throw error;
+      }
+    });
+  }
+
+  /** POST, a PATCH per chunk with its exact length, then PUT with the digest (distribution-spec "chunked upload"). */
+  private async uploadChunks(repository: string, chunks: Iterable<UploadChunk> | AsyncIterable<UploadChunk>, digest: () => string, onBytes: (bytes: number) => void): Promise<void> {
+    const started = await this.send(repository, () => ({ method: 'POST', url: this.url(`/v2/${repository}/blobs/uploads/`), headers: { 'content-length': '0' } }));
     if (started.status !== 202) throw await this.failure(started, `starting an upload to ${repository}`);
     await started.discard();
     let location = this.location(started);
-    let hash = createHash('sha256');
-    for (let offset = 0; offset < blob.size; offset += this.chunkSize) {
-      const end = Math.min(blob.size, offset + this.chunkSize);
-      // `send` may send the chunk twice (after a 401); each try hashes into its own copy.
-      let attemptHash = hash;
-      const chunk = await this.send(repository, () => {
-        attemptHash = hash.copy();
-        return {
-          method: 'PATCH',
-          url: location,
-          headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - offset), 'content-range': `${offset}-${end - 1}` },
-          body: blob.open(offset, end).pipe(tap((bytes) => attemptHash.update(bytes))),
-        };
-      });
-      if (chunk.status !== 202) throw await this.failure(chunk, `uploading ${blob.digest} to ${repository}`);
-      await chunk.discard();
-      hash = attemptHash;
-      onBytes(end - offset);
-      location = this.location(chunk);
-    }
-    const actual = `sha256:${hash.digest('hex')}`;
-    if (actual !== blob.digest) {
-      await this.send(repository, () => ({ method: 'DELETE', url: location })).then((r) => r.discard()).catch(() => undefined);
-      throw new ContentError(`Blob ${blob.digest} does not match its digest (its bytes hash to ${actual}): the image on disk is corrupt; build or save it again.`);
+    let offset = 0;
+    for await (const chunk of chunks) {
+      const response = await this.send(repository, () => ({
+        method: 'PATCH',
+        url: location,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(chunk.length), 'content-range': `${offset}-${offset + chunk.length - 1}` },
+        body: chunk.body(),
+      }));
+      if (response.status !== 202) throw await this.failure(response, `uploading to ${repository}`);
+      await response.discard();
+      offset += chunk.length;
+      onBytes(chunk.length);
+      location = this.location(response);
     }
     const committed = new URL(location);
-    committed.searchParams.set('digest', blob.digest);
+    committed.searchParams.set('digest', digest());
     const done = await this.send(repository, () => ({ method: 'PUT', url: committed, headers: { 'content-length': '0' } }));
-    if (done.status !== 201) throw await this.failure(done, `committing ${blob.digest} to ${repository}`);
+    if (done.status !== 201) throw await this.failure(done, `committing ${committed.searchParams.get('digest')} to ${repository}`);
     await done.discard();
   }
 
@@ -221,8 +255,54 @@ export class RegistryClient {
       return new AuthenticationError(`The registry ${this.host} denied ${doing} (HTTP 403 ${detail}): give the identity the AcrPush role, or check the registry's network rules.`);
     }
     if (detail.startsWith('DIGEST_INVALID')) {
-      return new ContentError(`The registry refused the content while ${doing} (${detail}): the image on disk is corrupt; build or save it again.`);
+      return new ContentError(`The content does not match its digest while ${doing} (${detail}): the image on disk is corrupt; build or save it again.`);
     }
     return new HttpError(`The registry ${this.host} failed ${doing} (HTTP ${response.status}${detail ? ` ${detail}` : ''}).`, response.status);
+  }
+}
+
+/** One PATCH worth of bytes; `body` is called again when the PATCH has to be re-sent. */
+interface UploadChunk {
+  length: number;
+  body(): Readable | Buffer;
+}
+
+function* rangeChunks(blob: BlobContent, chunkSize: number): Generator<UploadChunk> {
+  for (let offset = 0; offset < blob.size; offset += chunkSize) {
+    const end = Math.min(blob.size, offset + chunkSize);
+    yield { length: end - offset, body: () => blob.open(offset, end) };
+  }
+}
+
+/**
+ * Cuts a stream into chunks of about `chunkSize` bytes, showing each piece to `observe` once, in
+ * order. The next chunk is read while the caller sends the current one, so the producer (a gzip
+ * stream) keeps working during each PATCH; at most two chunks per upload are held in memory.
+ */
+async function* bufferedChunks(source: Readable, chunkSize: number, observe: (piece: Buffer) => void): AsyncGenerator<UploadChunk> {
+  const pieces = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const collect = async (): Promise<UploadChunk | undefined> => {
+    const chunk: Buffer[] = [];
+    let length = 0;
+    while (length < chunkSize) {
+      const next = await pieces.next();
+      if (next.done) break;
+      chunk.push(next.value);
+      length += next.value.length;
+    }
+    chunk.forEach(observe);
+    return length > 0 ? { length, body: () => Readable.from(chunk, { objectMode: false }) } : undefined;
+  };
+  try {
+    let upcoming = collect();
+    // Until the caller awaits it, a failed read must not count as an unhandled rejection.
+    upcoming.catch(() => undefined);
+    for (let chunk = await upcoming; chunk; chunk = await upcoming) {
+      upcoming = collect();
+      upcoming.catch(() => undefined);
+      yield chunk;
+    }
+  } finally {
+    source.destroy();
   }
 }

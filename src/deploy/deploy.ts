@@ -15,7 +15,7 @@ import { applyManifests, objectName } from './apply.js';
 import { ociChartHost, writeRegistryConfig } from './chartRegistry.js';
 import { helmPullArgs, helmUpgradeArgs, releaseRevision, runHelm, writeOverridesFile, HelmError, type HelmReleaseOptions } from './helm.js';
 import { loadManifests, substituteImages, type ImageSubstitution, type LoadedManifest } from './manifests.js';
-import { explainPods, waitForRollouts } from './rollout.js';
+import { explainPods, waitForRollouts, watchUnreadyPods } from './rollout.js';
 import { runCommandInCluster, shellCommand } from './runCommand.js';
 
 export type ClusterConnection =
@@ -122,21 +122,21 @@ async function deployChart(
   await writeKubeconfig(files.kubeconfig, access, namespace);
   await writeRegistryConfig(files.registryConfig, release.chart, entra, http, options.secrets);
   const helm = { home: join(work, 'helm'), logger: options.logger, helmPath: options.helmPath };
+  const cluster = openCluster(access, namespace);
+  // helm's error says only that it timed out or rolled back; the pods say why.
+  const releasePods = `app.kubernetes.io/instance=${release.releaseName}`;
+  const watcher = watchUnreadyPods(cluster, namespace, releasePods);
   try {
     const revision = releaseRevision(await runHelm(helmUpgradeArgs({ ...release, namespace }, files), helm));
+    await watcher.stop();
     options.logger.info(`Release ${release.releaseName} is at revision ${revision} in namespace ${namespace}`);
     return revision;
   } catch (error) {
-    if (error instanceof HelmError) {
-      // helm says only that it timed out or rolled back; the pods say why.
-      const cluster = openCluster(access, namespace);
-      try {
-        await explainPods(cluster, namespace, `app.kubernetes.io/instance=${release.releaseName}`, options.logger);
-      } finally {
-        cluster.close();
-      }
-    }
+    const unready = await watcher.stop();
+    if (error instanceof HelmError) await explainPods(cluster, namespace, releasePods, options.logger, unready);
     throw error;
+  } finally {
+    cluster.close();
   }
 }
 
@@ -187,6 +187,7 @@ async function deployThroughRunCommand(
     const registryConfig = join(work, 'registry.json');
     await writeRegistryConfig(registryConfig, chart, entra, http, options.secrets);
     const pulled = join(work, 'pulled');
+    await mkdir(pulled);
     await runHelm(helmPullArgs(chart, release.chartVersion, pulled, registryConfig), { home: join(work, 'helm'), logger: options.logger, helmPath: options.helmPath });
     chart = await copyIntoContext(join(pulled, await onlyFile(pulled)), context);
   } else {

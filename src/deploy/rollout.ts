@@ -64,7 +64,7 @@ export async function waitForRollouts(cluster: ClusterClient, applied: readonly 
 }
 
 interface WorkloadStatus {
-  metadata?: { generation?: number };
+  metadata?: { generation?: number; annotations?: Record<string, string> };
   spec?: { replicas?: number; completions?: number | null; selector?: { matchLabels?: Record<string, string> }; updateStrategy?: { type?: string } };
   status?: {
     observedGeneration?: number;
@@ -141,9 +141,34 @@ async function podsOf(cluster: ClusterClient, workload: Workload, object?: Workl
   }
 }
 
-/** The first pod of the workload that cannot get better by waiting, as `pod web-1: ImagePullBackOff (…)`. */
+/**
+ * The pod-template label of the revision being rolled out: pods of older revisions may crash on
+ * their way out without saying anything about the new one. Deployments name it through their
+ * newest ReplicaSet (same `deployment.kubernetes.io/revision`), StatefulSets in `updateRevision`.
+ */
+async function currentRevisionLabel(cluster: ClusterClient, workload: Workload, object: WorkloadStatus): Promise<[string, string] | undefined> {
+  if (workload.kind === 'StatefulSet' && object.status?.updateRevision) return ['controller-revision-hash', object.status.updateRevision];
+  if (workload.kind !== 'Deployment') return undefined;
+  const revision = object.metadata?.annotations?.['deployment.kubernetes.io/revision'];
+  const labels = object.spec?.selector?.matchLabels;
+  if (!revision || !labels) return undefined;
+  const labelSelector = Object.entries(labels).map(([key, value]) => `${key}=${value}`).join(',');
+  let sets;
+  try {
+    sets = await cluster.apps.listNamespacedReplicaSet({ namespace: workload.namespace, labelSelector });
+  } catch (error) {
+    throw describeKubernetesError(error, `list the ReplicaSets of ${objectName(workload)}`, cluster.access);
+  }
+  const current = sets.items.find((set) => set.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision);
+  const hash = current?.metadata?.labels?.['pod-template-hash'];
+  return hash ? ['pod-template-hash', hash] : undefined;
+}
+
+/** The first pod of the current revision that cannot get better by waiting, as `pod web-1: ImagePullBackOff (…)`. */
 async function stuckPodReason(cluster: ClusterClient, workload: Workload, object: WorkloadStatus): Promise<string | undefined> {
+  const [revisionKey, revisionValue] = (await currentRevisionLabel(cluster, workload, object)) ?? [];
   for (const pod of await podsOf(cluster, workload, object)) {
+    if (revisionKey && pod.metadata?.labels?.[revisionKey] !== revisionValue) continue;
     if (pod.metadata?.deletionTimestamp) continue;
     // A Job's failed pods are retried up to its backoffLimit; the Job's Failed condition decides.
     if (pod.status?.phase === 'Failed' && workload.kind !== 'Job') return `pod ${pod.metadata?.name} failed: ${pod.status.reason ?? ''} ${pod.status.message ?? ''}`.trim();
@@ -165,13 +190,14 @@ async function explainFailure(cluster: ClusterClient, workload: Workload, logger
 }
 
 /**
- * Logs the pods matching `labelSelector` (conditions, container states) and the namespace's 20
- * most recent warning events. Best effort: the error that follows is the result, not this.
+ * Logs the pods matching `labelSelector` (conditions, container states) and the namespace's recent
+ * warning events. Best effort: the error that follows is the result, not this.
  */
-export async function explainPods(cluster: ClusterClient, namespace: string, labelSelector: string, logger: Logger): Promise<void> {
+export async function explainPods(cluster: ClusterClient, namespace: string, labelSelector: string, logger: Logger, seenWhileWaiting: V1Pod[] = []): Promise<void> {
   try {
-    const pods = labelSelector ? (await cluster.core.listNamespacedPod({ namespace, labelSelector })).items : [];
-    logger.info(`--- ${pods.length} pod(s) matching ${labelSelector || 'nothing'} in namespace ${namespace}`);
+    const pods = seenWhileWaiting.length > 0 ? seenWhileWaiting : labelSelector ? (await cluster.core.listNamespacedPod({ namespace, labelSelector })).items : [];
+    const which = seenWhileWaiting.length > 0 ? 'not ready while waiting' : 'now';
+    logger.info(`--- ${pods.length} pod(s) matching ${labelSelector || 'nothing'} in namespace ${namespace} (${which})`);
     for (const pod of pods) logger.info(describePod(pod));
     const events = (await cluster.core.listNamespacedEvent({ namespace, fieldSelector: 'type=Warning' })).items;
     const recent = events.sort((a, b) => eventTime(b) - eventTime(a)).slice(0, 20).reverse();
@@ -180,6 +206,31 @@ export async function explainPods(cluster: ClusterClient, namespace: string, lab
   } catch (error) {
     logger.warn(`Could not read the pods and events of namespace ${namespace}: ${describeKubernetesError(error, 'read pods and events', cluster.access).message}`);
   }
+}
+
+/**
+ * Remembers the pods matching `labelSelector` that are not ready, polling while another tool
+ * (helm) waits: with `--atomic` helm rolls a failed release back before it returns, and the pods
+ * that explain the failure are gone by then. `stop()` gives the last non-empty set seen.
+ */
+export function watchUnreadyPods(cluster: ClusterClient, namespace: string, labelSelector: string, intervalMs = 2000): { stop(): Promise<V1Pod[]> } {
+  let unready: V1Pod[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const pods = await cluster.core.listNamespacedPod({ namespace, labelSelector }).then((list) => list.items, () => []);
+      const notReady = pods.filter((pod) => pod.status?.phase !== 'Succeeded' && !pod.status?.conditions?.some((condition) => condition.type === 'Ready' && condition.status === 'True'));
+      if (notReady.length > 0) unready = notReady;
+      await sleep(intervalMs);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return unready;
+    },
+  };
 }
 
 export function describePod(pod: V1Pod): string {

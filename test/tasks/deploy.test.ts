@@ -148,15 +148,16 @@ function armConnection(principal: ServicePrincipal): ServiceConnection {
 
 let manifestCounter = 0;
 /** Writes a manifest set: a ConfigMap, a Deployment of `image`, a Job; `podLabels` go on the Deployment's pods. */
-async function writeManifests(namespace: string, options: { image?: string; podLabels?: Record<string, string>; replicas?: number } = {}): Promise<string> {
+async function writeManifests(namespace: string, options: { name?: string; image?: string; podLabels?: Record<string, string>; replicas?: number } = {}): Promise<string> {
   const dir = join(work, `manifests-${++manifestCounter}`);
   await mkdir(dir);
-  const labels = { app: 'web', ...options.podLabels };
+  const name = options.name ?? 'web';
+  const labels = { app: name, ...options.podLabels };
   await writeFile(join(dir, 'config.yaml'), `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  mode: test\n`);
   await writeFile(
     join(dir, 'workloads.yaml'),
     [
-      { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace }, spec: { replicas: options.replicas ?? 2, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels }, spec: { containers: [{ name: 'web', image: options.image ?? 'contoso.azurecr.io/team/web:placeholder' }] } } } },
+      { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace }, spec: { replicas: options.replicas ?? 2, selector: { matchLabels: { app: name } }, template: { metadata: { labels }, spec: { containers: [{ name: 'web', image: options.image ?? 'contoso.azurecr.io/team/web:placeholder' }] } } } },
       { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: `migrate-${manifestCounter}` }, spec: { backoffLimit: 0, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'migrate', image: 'contoso.azurecr.io/team/migrate:1' }] } } } },
     ]
       .map((object) => `---\n${JSON.stringify(object)}\n`)
@@ -330,9 +331,9 @@ void describe('PrivateAksDeploy failures', () => {
   });
 
   test('a rollout that does not finish in rolloutTimeout fails naming the workload', async () => {
-    const run = await deploy(manifestsInputs(await writeManifests('failures', { podLabels: { stay: 'pending' }, replicas: 1 }), { rolloutTimeout: '4' }));
-    assertFailed(run, /Rollout timed out after 4 s: Deployment\/failures\/web \(0 of 1 updated|Rollout timed out after 4 s: Deployment\/failures\/web/);
-    assert.match(run.maskedOutput, /pod web-[\w-]+ \(Pending/);
+    const run = await deploy(manifestsInputs(await writeManifests('failures', { name: 'slow', podLabels: { stay: 'pending' }, replicas: 1 }), { rolloutTimeout: '4' }));
+    assertFailed(run, /^Rollout timed out after 4 s: Deployment\/failures\/slow \(1 of 1 updated, 0 available\)/);
+    assert.match(run.maskedOutput, /pod slow-[\w-]+ \(Pending/);
   });
 
   test('manifests that are not valid YAML or have no kind fail before anything is applied', async () => {

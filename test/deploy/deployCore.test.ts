@@ -47,7 +47,7 @@ void describe('overrides as a values file', () => {
     ['later lines win', ['a.b=1', 'a.b=2'], { a: { b: 2 } }],
   ];
   for (const [name, lines, expected] of cases) test(name, () => assert.deepEqual(parse(overridesToValues(lines)), expected));
-  test('a line without = is refused naming the input', () => assert.throws(() => overridesToValues(['novalue']), /^Error: Input 'overrides': 'novalue…' is not key=value\.$|Input 'overrides'/));
+  test('a line without = is refused naming the input', () => assert.throws(() => overridesToValues(['novalue']), /Input 'overrides': 'novalue…' is not key=value\./));
 });
 
 void describe('manifests and images', () => {

@@ -1,0 +1,67 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { testToolPath } from '../test/env/environment.js';
+import { kubeToolPath, startControlPlane } from '../test/kube/controlPlane.js';
+import { startFakeKubelet } from '../test/kube/fakeKubelet.js';
+import { runTask } from '../test/support/taskRunner.js';
+import type { DemoStep } from './run.js';
+
+const SAMPLE_CHART = join(import.meta.dirname, '..', 'test', 'fixtures', 'charts', 'web');
+
+/**
+ * PrivateAksDeploy@1 as the in-cluster agent runs it: an embedded API server (etcd, kube-apiserver,
+ * controllers; a fake kubelet starts the pods), the agent's service account, and the chart the
+ * chart step pushed — pulled from the registry with Entra auth — or the sample chart folder.
+ */
+export const deployStep: DemoStep = {
+  title: 'PrivateAksDeploy@1 — helm upgrade --install of the sample chart as the in-cluster agent',
+  async run({ env, work, outputs }) {
+    const dir = join(work, 'cluster');
+    await mkdir(dir);
+    console.log('    starting etcd, kube-apiserver and kube-controller-manager on loopback, and a fake kubelet…');
+    const cluster = await startControlPlane({ dir, ca: env.ca });
+    const kubelet = await startFakeKubelet(cluster, { namespaces: ['demo'] });
+    try {
+      await cluster.createNamespace('demo', { podSecurity: 'baseline' });
+      await cluster.createServiceAccount('demo', 'agent');
+      // The sample chart ships a CRD, which is cluster-scoped: the demo agent may create it.
+      await cluster.kubectl(['create', 'clusterrolebinding', 'demo-agent', '--clusterrole=cluster-admin', '--serviceaccount=demo:agent']);
+      const folder = await cluster.writeInClusterFolder('demo', 'agent');
+      const server = new URL(cluster.server);
+      const principal = env.addServicePrincipal('pull');
+      const fromRegistry = Boolean(outputs.chartRef);
+      return await runTask('PrivateAksDeploy', {
+        inputs: {
+          connectionType: 'inCluster',
+          authMode: fromRegistry ? 'serviceConnection' : 'none',
+          ...(fromRegistry ? { azureSubscription: 'arm' } : {}),
+          namespace: 'demo',
+          deployType: 'helm',
+          chart: outputs.chartRef || SAMPLE_CHART,
+          ...(fromRegistry && outputs.chartVersion ? { chartVersion: outputs.chartVersion } : {}),
+          releaseName: 'web',
+          overrides: 'replicaCount=2',
+        },
+        connections: {
+          arm: {
+            scheme: 'ServicePrincipal',
+            parameters: { serviceprincipalid: principal.clientId, serviceprincipalkey: principal.clientSecret, tenantid: env.entra.tenantId, authenticationType: 'spnKey' },
+            data: { environmentAuthorityUrl: env.entra.authorityUrl },
+          },
+        },
+        env: {
+          PATH: `${dirname(testToolPath('helm'))}:${dirname(kubeToolPath('kubectl'))}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+          NODE_EXTRA_CA_CERTS: env.ca.caCertPath,
+          SSL_CERT_FILE: env.ca.caCertPath,
+          KUBERNETES_SERVICE_HOST: server.hostname,
+          KUBERNETES_SERVICE_PORT: server.port,
+          KUBERNETES_SERVICE_ACCOUNT_DIR: folder,
+        },
+        timeoutMs: 180_000,
+      });
+    } finally {
+      await kubelet.stop();
+      await cluster.stop();
+    }
+  },
+};

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { forEachLimited } from '../concurrency.js';
 import type { Logger } from '../log.js';
-import type { BlobTarget, ManifestSource, PushedBlob, RenderedManifest, ResolvedBlob } from '../image/model.js';
+import type { BlobTarget, ManifestSource, PushedBlob, ResolvedBlob } from '../image/model.js';
 import { DOCKER_MANIFEST, OCI_MANIFEST, type ImageManifest } from './mediaTypes.js';
 import type { RegistryClient } from './registry.js';
 
@@ -30,8 +30,8 @@ export interface PushResult {
 
 /**
  * Pushes an image so that nothing points at missing content: every blob first (skipping those
- * the registry has), then child manifests by digest, then the root by digest, and only then the
- * tags. A failure anywhere leaves the tags where they were.
+ * the registry has), then child manifests by digest, and only then the tags. A failure anywhere
+ * before the tags leaves them where they were.
  */
 export async function pushImage(options: PushOptions): Promise<PushResult> {
   const started = Date.now();
@@ -47,15 +47,17 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
     target.progress.stop();
   }
 
-  let root: RenderedManifest | undefined;
-  for (const manifest of manifests) {
-    root = await manifest.render();
-    await client.putManifest(repository, root.digest, root);
+  // Children of an index are stored by digest; the root needs no such step, since each tag PUT
+  // is itself all-or-nothing and the registry refuses a manifest whose blobs are missing.
+  for (const child of manifests.slice(0, -1)) {
+    const rendered = await child.render();
+    await client.putManifest(repository, rendered.digest, rendered);
   }
-  for (const tag of options.tags) await client.putManifest(repository, tag, root!);
+  const root = await manifests.at(-1)!.render();
+  for (const tag of options.tags) await client.putManifest(repository, tag, root);
   return {
-    digest: root!.digest,
-    mediaType: root!.mediaType,
+    digest: root.digest,
+    mediaType: root.mediaType,
     tags: options.tags,
     bytesUploaded: target.progress.bytes,
     blobsUploaded: target.uploaded,

@@ -70,7 +70,10 @@ export class RegistryClient {
    * Retries restart the blob from its first byte.
    */
   async uploadBlob(repository: string, blob: BlobContent, onProgress: (deltaBytes: number) => void): Promise<void> {
-    await this.retryingUpload(onProgress, (onBytes) => this.uploadChunks(repository, rangeChunks(blob, this.chunkSize), () => blob.digest, onBytes));
+    const chunks = [...rangeChunks(blob, this.chunkSize)];
+    // The digest is known, so the last chunk can ride on the closing PUT: one request fewer per blob.
+    const last = chunks.pop();
+    await this.retryingUpload(onProgress, (onBytes) => this.uploadChunks(repository, chunks, () => blob.digest, onBytes, last));
   }
 
   /**
@@ -145,8 +148,18 @@ export class RegistryClient {
     });
   }
 
-  /** POST, a PATCH per chunk with its exact length, then PUT with the digest (distribution-spec "chunked upload"). */
-  private async uploadChunks(repository: string, chunks: Iterable<UploadChunk> | AsyncIterable<UploadChunk>, digest: () => string, onBytes: (bytes: number) => void): Promise<void> {
+  /**
+   * POST, a PATCH per chunk with its exact length, then PUT with the digest and, when given, the
+   * final chunk as its body (distribution-spec "chunked upload"; one chunk and no PATCH is the
+   * spec's "POST then PUT" monolithic upload).
+   */
+  private async uploadChunks(
+    repository: string,
+    chunks: Iterable<UploadChunk> | AsyncIterable<UploadChunk>,
+    digest: () => string,
+    onBytes: (bytes: number) => void,
+    finalChunk?: UploadChunk,
+  ): Promise<void> {
     const started = await this.send(repository, () => ({ method: 'POST', url: this.url(`/v2/${repository}/blobs/uploads/`), headers: { 'content-length': '0' } }));
     if (started.status !== 202) throw await this.failure(started, `starting an upload to ${repository}`);
     await started.discard();
@@ -167,9 +180,15 @@ export class RegistryClient {
     }
     const committed = new URL(location);
     committed.searchParams.set('digest', digest());
-    const done = await this.send(repository, () => ({ method: 'PUT', url: committed, headers: { 'content-length': '0' } }));
+    const done = await this.send(repository, () => ({
+      method: 'PUT',
+      url: committed,
+      headers: finalChunk ? { 'content-type': 'application/octet-stream', 'content-length': String(finalChunk.length) } : ({ 'content-length': '0' } as HttpHeaders),
+      body: finalChunk?.body(),
+    }));
     if (done.status !== 201) throw await this.failure(done, `committing ${committed.searchParams.get('digest')} to ${repository}`);
     await done.discard();
+    if (finalChunk) onBytes(finalChunk.length);
   }
 
   private location(response: HttpResponse): URL {

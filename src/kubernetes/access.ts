@@ -121,7 +121,8 @@ export function accessFromKubeconfig(text: string, options: KubeconfigOptions): 
   const certPem = userText(user.certData, user.certFile);
   const keyPem = userText(user.keyData, user.keyFile);
   if (certPem && keyPem) {
-    options.secrets.register(keyPem);
+    // The agent masks single lines only: register each line of the key's body.
+    for (const line of keyPem.split(/\r?\n/)) if (line.trim() && !line.startsWith('-----')) options.secrets.register(line.trim());
     return { ...access, credentials: { kind: 'clientCertificate', certPem, keyPem } };
   }
   // client-node types these as `any`: the exec block and the legacy auth-provider block.

@@ -174,7 +174,7 @@ initContainers:
     securityContext:
       {{- include "azure-pipelines-agent.containerSecurityContext" $root | nindent 6 }}
     resources:
-      {{- toYaml $values.initResources | nindent 6 }}
+      {{- toYaml $values.helperResources | nindent 6 }}
     volumeMounts:
       - name: agent
         mountPath: /writable-agent

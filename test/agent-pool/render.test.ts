@@ -243,7 +243,9 @@ void describe('agent pool chart: render', () => {
 
       const placeholderJob = findObject(objects, 'Job', (job) => job.metadata.labels?.['app.kubernetes.io/component'] === 'placeholder');
       assert.deepEqual(placeholderJob.metadata.annotations?.['helm.sh/hook']?.split(','), ['post-install', 'post-upgrade'], file);
-      const placeholder = agentContainer((placeholderJob.spec as { template: PodTemplate }).template);
+      const placeholderPod = (placeholderJob.spec as { template: PodTemplate }).template;
+      assert.equal(placeholderPod.spec.automountServiceAccountToken, false, `${file}: the placeholder only registers and needs no API access`);
+      const placeholder = agentContainer(placeholderPod);
       assert.equal(envValue(placeholder, 'AZP_MODE'), 'placeholder', file);
       assert.equal(envValue(placeholder, 'AZP_AGENT_NAME'), trigger?.metadata.parent, `${file}: the trigger's parent is the agent the hook registers`);
       assert.equal(envValue(placeholder, 'AZP_POOL'), values.azp.pool, file);

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import type { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
-import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { Duplex, Readable } from 'node:stream';
+import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import { ConnectionError } from '../errors.js';
 
 export interface ProxySettings {
@@ -19,9 +20,9 @@ export interface TransportOptions {
    * The task passes the agent's certificate settings here. Default: none.
    */
   caCertificates?: string[];
-  /** Forward proxy for every request whose host is not bypassed. Default: direct. */
+  /** Forward proxy (HTTP CONNECT) for every https request whose host is not bypassed. Default: direct. */
   proxy?: ProxySettings;
-  /** Socket connect timeout. Default 15 s. */
+  /** Longest wait for a connection to open. Default 15 s. */
   connectTimeoutMs?: number;
   /** Longest silence while waiting for a response or body bytes. Default 120 s. */
   idleTimeoutMs?: number;
@@ -60,31 +61,28 @@ const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /**
- * The one HTTP client of the product. TLS trust and the proxy come from the agent's settings,
+ * The one HTTP client of the product, on Node's own http stack (native parser, nothing to load at
+ * start-up). TLS trust and the proxy come from the agent's settings, connections are kept alive,
  * and failures on the wire become ConnectionErrors that say what to check.
  */
 export class HttpTransport {
-  private readonly direct: Dispatcher;
-  private readonly proxied?: Dispatcher;
+  private readonly direct: https.Agent;
+  private readonly proxied?: https.Agent;
+  // Plain http is only the instance metadata service, which never goes through a proxy.
+  private readonly plain = new http.Agent({ keepAlive: true });
   private readonly bypass: RegExp[];
   private readonly userAgent: string;
+  private readonly connectTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
 
   constructor(options: TransportOptions = {}) {
     const ca = options.caCertificates?.length ? [...rootCertificates, ...extraCaFromEnvironment(), ...options.caCertificates] : undefined;
-    const timeouts = {
-      headersTimeout: options.idleTimeoutMs ?? 120_000,
-      bodyTimeout: options.idleTimeoutMs ?? 120_000,
-      connectTimeout: options.connectTimeoutMs ?? 15_000,
-    };
-    const connect = ca ? { ca } : undefined;
-    this.direct = new Agent({ ...timeouts, connect, keepAliveTimeout: 30_000 });
-    if (options.proxy) {
-      const { url, username, password } = options.proxy;
-      const token = username ? `Basic ${Buffer.from(`${username}:${password ?? ''}`).toString('base64')}` : undefined;
-      this.proxied = new ProxyAgent({ ...timeouts, uri: url, token, requestTls: connect, proxyTls: connect });
-    }
+    this.direct = new https.Agent({ keepAlive: true, ca });
+    if (options.proxy) this.proxied = new TunnelingAgent(options.proxy, ca);
     this.bypass = (options.proxy?.bypass ?? []).map((pattern) => new RegExp(pattern, 'i'));
     this.userAgent = options.userAgent ?? 'private-aks-acr-pipelines';
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
   }
 
   async send(req: HttpRequest): Promise<HttpResponse> {
@@ -102,43 +100,102 @@ export class HttpTransport {
     }
   }
 
-  async close(): Promise<void> {
-    await Promise.all([this.direct.close(), this.proxied?.close()]);
+  close(): Promise<void> {
+    for (const agent of [this.direct, this.proxied, this.plain]) agent?.destroy();
+    return Promise.resolve();
   }
 
-  private dispatcherFor(url: URL): Dispatcher {
+  private agentFor(url: URL): http.Agent {
+    if (url.protocol === 'http:') return this.plain;
     if (!this.proxied) return this.direct;
     const bypassed = this.bypass.some((pattern) => pattern.test(url.hostname) || pattern.test(url.href));
     return bypassed ? this.direct : this.proxied;
   }
 
-  private async once(method: HttpRequest['method'], url: URL, headers: HttpHeaders, body: HttpRequest['body']): Promise<HttpResponse> {
-    let raw: Dispatcher.ResponseData;
+  private once(method: HttpRequest['method'], url: URL, headers: HttpHeaders, body: HttpRequest['body']): Promise<HttpResponse> {
+    return new Promise((resolve, reject) => {
+      const client = url.protocol === 'http:' ? http : https;
+      const request = client.request(url, { method, headers, agent: this.agentFor(url) });
+      const fail = (error: unknown) => {
+        request.destroy();
+        reject(describeNetworkError(error, url));
+      };
+      request.once('error', fail);
+      request.setTimeout(this.idleTimeoutMs, () => request.destroy(Object.assign(new Error('no answer in time'), { code: 'ETIMEDOUT' })));
+      request.once('socket', (socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(() => request.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), this.connectTimeoutMs);
+        socket.once('connect', () => clearTimeout(timer));
+        socket.once('close', () => clearTimeout(timer));
+      });
+      request.once('response', (response) => resolve(wrapResponse(response, url)));
+      if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
+        request.end(body);
+      } else {
+        body.once('error', fail);
+        body.pipe(request);
+      }
+    });
+  }
+}
+
+/** Opens https connections through an HTTP CONNECT tunnel, as the agent's proxy expects. */
+class TunnelingAgent extends https.Agent {
+  private readonly proxyUrl: URL;
+  private readonly authorization?: string;
+
+  constructor(proxy: ProxySettings, ca: string[] | undefined) {
+    super({ keepAlive: true, ca });
+    this.proxyUrl = new URL(proxy.url);
+    if (proxy.username) this.authorization = `Basic ${Buffer.from(`${proxy.username}:${proxy.password ?? ''}`).toString('base64')}`;
+  }
+
+  override createConnection(options: https.RequestOptions, callback?: (error: Error | null, socket: Duplex) => void): Duplex | null | undefined {
+    const target = `${options.host ?? options.hostname}:${options.port ?? 443}`;
+    const client = this.proxyUrl.protocol === 'https:' ? https : http;
+    const tunnel = client.request(this.proxyUrl, {
+      method: 'CONNECT',
+      path: target,
+      headers: { host: target, ...(this.authorization ? { 'proxy-authorization': this.authorization } : {}) },
+      agent: false,
+    });
+    tunnel.once('connect', (response, socket) => {
+      if (response.statusCode !== 200) {
+        socket.destroy();
+        callback?.(Object.assign(new Error(`proxy ${this.proxyUrl.host} refused CONNECT ${target} with HTTP ${response.statusCode}`), { code: 'EPROXY' }), socket);
+        return;
+      }
+      callback?.(null, tlsConnect({ ...(options as object), socket, servername: options.servername || undefined }));
+    });
+    tunnel.once('error', (error) => callback?.(error, tunnel.socket!));
+    tunnel.end();
+    return undefined;
+  }
+}
+
+function wrapResponse(response: http.IncomingMessage, url: URL): HttpResponse {
+  const headers: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(response.headers)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  const read = async (): Promise<string> => {
+    const chunks: Buffer[] = [];
     try {
-      raw = await request(url, { method, headers, body, dispatcher: this.dispatcherFor(url) });
+      for await (const chunk of response) chunks.push(chunk as Buffer);
     } catch (error) {
       throw describeNetworkError(error, url);
     }
-    const responseHeaders: Record<string, string | undefined> = {};
-    for (const [name, value] of Object.entries(raw.headers)) {
-      responseHeaders[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
-    }
-    const guard = async <T>(read: () => Promise<T>): Promise<T> => {
-      try {
-        return await read();
-      } catch (error) {
-        throw describeNetworkError(error, url);
-      }
-    };
-    return {
-      status: raw.statusCode,
-      headers: responseHeaders,
-      url,
-      text: () => guard(() => raw.body.text()),
-      json: <T>() => guard(() => raw.body.json() as Promise<T>),
-      discard: () => guard(() => raw.body.dump()),
-    };
-  }
+    return Buffer.concat(chunks).toString('utf8');
+  };
+  return {
+    status: response.statusCode ?? 0,
+    headers,
+    url,
+    text: read,
+    json: async <T>() => JSON.parse(await read()) as T,
+    discard: async () => {
+      response.resume();
+      if (!response.complete) await new Promise<void>((done) => response.once('close', done));
+    },
+  };
 }
 
 function withoutAuthorization(headers: HttpHeaders): HttpHeaders {
@@ -165,18 +222,7 @@ const TLS_TRUST_CODES = new Set([
   'CERT_UNTRUSTED',
   'CERT_SIGNATURE_FAILURE',
 ]);
-const TRANSIENT_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CLOSED',
-]);
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN']);
 
 function errorCode(error: unknown): string | undefined {
   const codes: string[] = [];
@@ -184,8 +230,8 @@ function errorCode(error: unknown): string | undefined {
     const code = (current as NodeJS.ErrnoException).code;
     if (code) codes.push(code);
   }
-  // undici wraps the socket's own error (ECONNRESET, a TLS code) in UND_ERR_SOCKET; the inner one says more.
-  return codes.find((code) => code !== 'UND_ERR_SOCKET') ?? codes[0];
+  // The innermost code says most: a wrapper's own code often only repeats that something failed.
+  return codes.at(-1);
 }
 
 /** Turns a socket or TLS failure into one line that says what to check. */

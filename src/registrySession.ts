@@ -33,6 +33,7 @@ export function openRegistrySession(options: RegistrySessionOptions): RegistrySe
       ? ({ kind: 'entra', credential: createCredential(options.auth.identity, http, options.secrets) } as const)
       : ({ kind: 'basic', username: options.auth.username, password: options.auth.password } as const);
   const tokens = new RegistryTokenProvider(identity, http, options.secrets);
+  tokens.warmUp();
   const client = new RegistryClient({ host: options.host, http, tokens, logger: options.logger, retry: options.retry, chunkSize: options.chunkSize });
   return { client, close: () => http.close() };
 }

@@ -41,6 +41,14 @@ export class RegistryTokenProvider {
     private readonly secrets: SecretRegistry,
   ) {}
 
+  /**
+   * Starts the Entra token request before the registry's challenge is known: the two are separate
+   * round trips, and the token is needed right after. A failure here is reported by the real request.
+   */
+  warmUp(): void {
+    if (this.identity.kind === 'entra') this.identity.credential.getToken(this.entraScope()).catch(() => undefined);
+  }
+
   async accessToken(challenge: BearerChallenge, scopes: string[]): Promise<string> {
     const key = `${challenge.realm} ${challenge.service} ${scopes.join(' ')}`;
     const cached = await this.accessTokens.get(key)?.catch(() => undefined);
@@ -92,11 +100,15 @@ export class RegistryTokenProvider {
   }
 
   private async exchange(challenge: BearerChallenge, identity: Extract<RegistryIdentity, { kind: 'entra' }>): Promise<CachedToken> {
-    const entra = await identity.credential.getToken(`${identity.audience ?? ACR_AUDIENCE}/.default`);
+    const entra = await identity.credential.getToken(this.entraScope());
     const tenant = decodeJwtClaims(entra.token)?.tid;
     const form = new URLSearchParams({ grant_type: 'access_token', service: challenge.service, access_token: entra.token });
     if (typeof tenant === 'string') form.set('tenant', tenant);
     return this.readToken(await this.post(new URL('/oauth2/exchange', challenge.realm), form), 'refresh_token', 'the ACR token exchange');
+  }
+
+  private entraScope(): string {
+    return `${(this.identity.kind === 'entra' && this.identity.audience) || ACR_AUDIENCE}/.default`;
   }
 
   /** Docker's flow: GET the realm with Basic credentials. */

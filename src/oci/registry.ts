@@ -23,8 +23,8 @@ export interface RegistryClientOptions {
   logger: Logger;
   /**
    * Bytes per PATCH of a blob read from disk. Uploads go POST → PATCH… → PUT with exact lengths,
-   * which every registry accepts; ACR is reported to refuse chunked transfer encoding and very
-   * large single bodies. Default 32 MiB.
+   * which every registry accepts; ACR is reported to refuse chunked transfer encoding and single
+   * bodies over about 20 MB, so chunks stay below that. Default 16 MiB.
    */
   chunkSize?: number;
   /** Bytes per PATCH of a blob produced on the fly; each is held in memory while it is sent. Default 4 MiB. */
@@ -48,7 +48,7 @@ export class RegistryClient {
   constructor(private readonly options: RegistryClientOptions) {
     this.host = options.host;
     this.baseUrl = new URL(`https://${options.host}`);
-    this.chunkSize = options.chunkSize ?? 32 * 1024 * 1024;
+    this.chunkSize = options.chunkSize ?? 16 * 1024 * 1024;
     this.streamChunkSize = options.streamChunkSize ?? 4 * 1024 * 1024;
   }
 

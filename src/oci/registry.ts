@@ -180,12 +180,8 @@ export class RegistryClient {
     }
     const committed = new URL(location);
     committed.searchParams.set('digest', digest());
-    const done = await this.send(repository, () => ({
-      method: 'PUT',
-      url: committed,
-      headers: finalChunk ? { 'content-type': 'application/octet-stream', 'content-length': String(finalChunk.length) } : ({ 'content-length': '0' } as HttpHeaders),
-      body: finalChunk?.body(),
-    }));
+    const headers: HttpHeaders = finalChunk ? { 'content-type': 'application/octet-stream', 'content-length': String(finalChunk.length) } : { 'content-length': '0' };
+    const done = await this.send(repository, () => ({ method: 'PUT', url: committed, headers, body: finalChunk?.body() }));
     if (done.status !== 201) throw await this.failure(done, `committing ${committed.searchParams.get('digest')} to ${repository}`);
     await done.discard();
     if (finalChunk) onBytes(finalChunk.length);

@@ -7,9 +7,12 @@
 // (201 + Azure-AsyncOperation polled to `Succeeded`, or 202 + Location polled until it stops
 // answering 202).
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import type * as http from 'node:http';
-import type { TestCa } from '../env/ca.js';
-import type { EntraStandIn } from '../env/entra.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestCa, type TestCa } from '../env/ca.js';
+import { startEntra, type EntraStandIn } from '../env/entra.js';
 import { bearerToken, readBody, requestUrl, sendJson, startServer, type RunningServer } from '../env/http.js';
 
 /** The management audience of the public cloud, what `activeDirectoryServiceEndpointResourceId` holds there. */
@@ -383,4 +386,28 @@ export async function startArm(options: StartArmOptions): Promise<ArmStandIn> {
     stop: () => server.stop(),
   };
   return standIn;
+}
+
+export interface ArmEnvironment {
+  ca: TestCa;
+  entra: EntraStandIn;
+  arm: ArmStandIn;
+  stop(): Promise<void>;
+}
+
+/** A test CA, the Entra stand-in and the ARM stand-in trusting it, in a temp folder stop() removes. */
+export async function startArmEnvironment(): Promise<ArmEnvironment> {
+  const dir = await mkdtemp(join(tmpdir(), 'arm-env-'));
+  const ca = await createTestCa(join(dir, 'ca'));
+  const entra = await startEntra({ ca });
+  const arm = await startArm({ ca, entra });
+  return {
+    ca,
+    entra,
+    arm,
+    stop: async () => {
+      await Promise.all([arm.stop(), entra.stop()]);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { tarOf } from '../fixtures/images.js';
 
 export const OCI_MANIFEST_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -28,27 +29,6 @@ export function sha256Digest(data: Buffer): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
-/** One regular file in a POSIX ustar archive (header, content padded to 512, two zero blocks). */
-export function singleFileTar(name: string, content: Buffer): Buffer {
-  const header = Buffer.alloc(512);
-  const field = (offset: number, length: number, value: string) => header.write(value, offset, length, 'ascii');
-  const octal = (offset: number, length: number, value: number) => field(offset, length, `${value.toString(8).padStart(length - 1, '0')}\0`);
-  field(0, 100, name);
-  octal(100, 8, 0o644);
-  octal(108, 8, 0);
-  octal(116, 8, 0);
-  octal(124, 12, content.length);
-  octal(136, 12, 0);
-  field(148, 8, '        ');
-  field(156, 1, '0');
-  field(257, 6, 'ustar\0');
-  field(263, 2, '00');
-  const checksum = header.reduce((sum, byte) => sum + byte, 0);
-  field(148, 8, `${checksum.toString(8).padStart(6, '0')}\0 `);
-  const padding = Buffer.alloc((512 - (content.length % 512)) % 512);
-  return Buffer.concat([header, content, padding, Buffer.alloc(1024)]);
-}
-
 async function writeBlob(layoutDir: string, data: Buffer, mediaType: string): Promise<Descriptor> {
   const digest = sha256Digest(data);
   await writeFile(path.join(layoutDir, 'blobs', 'sha256', digest.slice('sha256:'.length)), data);
@@ -59,7 +39,7 @@ async function writeBlob(layoutDir: string, data: Buffer, mediaType: string): Pr
 export async function writeTinyImageLayout(layoutDir: string, options: { tag?: string; content?: string } = {}): Promise<TinyImage> {
   const tag = options.tag ?? 'latest';
   await mkdir(path.join(layoutDir, 'blobs', 'sha256'), { recursive: true });
-  const tar = singleFileTar('hello.txt', Buffer.from(options.content ?? 'hello from the test registry\n'));
+  const tar = tarOf([{ name: 'hello.txt', content: Buffer.from(options.content ?? 'hello from the test registry\n') }]);
   // mtime 0 in the gzip header keeps the layer digest stable across runs.
   const layer = await writeBlob(layoutDir, gzipSync(tar, { level: 9 }), 'application/vnd.oci.image.layer.v1.tar+gzip');
   const configBytes = Buffer.from(JSON.stringify({

@@ -3,9 +3,6 @@
 // operation, the refusal to close a registry nobody could reach afterwards, and the ARM errors.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { AzureIdentity } from '../../src/azure/entra.js';
 import { AuthenticationError, InputError, UserError } from '../../src/errors.js';
@@ -13,25 +10,22 @@ import type { CheckResult } from '../../src/guard/checks.js';
 import type { HostResolver } from '../../src/guard/dnsCheck.js';
 import { GUARD_MODES, runPrivateLinkGuard, type GuardMode, type PrivateLinkGuardOptions, type PrivateLinkGuardResult } from '../../src/guard/privateLinkGuard.js';
 import { silentLogger } from '../../src/log.js';
-import { createTestCa, type TestCa } from '../env/ca.js';
-import { startEntra, type EntraStandIn } from '../env/entra.js';
-import { startArm, type ArmRole, type ArmStandIn, type ClusterProperties, type RegistryProperties } from '../arm/armServer.js';
+import type { TestCa } from '../env/ca.js';
+import type { EntraStandIn } from '../env/entra.js';
+import { startArmEnvironment, type ArmEnvironment, type ArmRole, type ArmStandIn, type ClusterProperties, type RegistryProperties } from '../arm/armServer.js';
 
-let dir: string;
+let environment: ArmEnvironment;
 let ca: TestCa;
 let entra: EntraStandIn;
 let arm: ArmStandIn;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'guard-test-'));
-  ca = await createTestCa(join(dir, 'ca'));
-  entra = await startEntra({ ca });
-  arm = await startArm({ ca, entra });
+  environment = await startArmEnvironment();
+  ({ ca, entra, arm } = environment);
 });
 
 after(async () => {
-  await Promise.all([arm?.stop(), entra?.stop()]);
-  await rm(dir, { recursive: true, force: true });
+  await environment?.stop();
 });
 
 /** A service principal with `role` on the subscription. */

@@ -4,32 +4,26 @@
 // one-line errors.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createTestCa, type TestCa } from '../env/ca.js';
-import { startEntra, type EntraStandIn } from '../env/entra.js';
-import { startArm, type ArmRole, type ArmStandIn, type ClusterProperties, type RegistryProperties } from '../arm/armServer.js';
+import type { TestCa } from '../env/ca.js';
+import type { EntraStandIn } from '../env/entra.js';
+import { startArmEnvironment, type ArmEnvironment, type ArmRole, type ArmStandIn, type ClusterProperties, type RegistryProperties } from '../arm/armServer.js';
 import { assertFailedWith } from '../support/registryIdentities.js';
 import { runTask, type ServiceConnection, type TaskRun } from '../support/taskRunner.js';
 
 const TASK = 'PrivateLinkGuard';
-let dir: string;
+let environment: ArmEnvironment;
 let ca: TestCa;
 let entra: EntraStandIn;
 let arm: ArmStandIn;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'guard-task-test-'));
-  ca = await createTestCa(join(dir, 'ca'));
-  entra = await startEntra({ ca });
-  arm = await startArm({ ca, entra });
+  environment = await startArmEnvironment();
+  ({ ca, entra, arm } = environment);
 });
 
 after(async () => {
-  await Promise.all([arm?.stop(), entra?.stop()]);
-  await rm(dir, { recursive: true, force: true });
+  await environment?.stop();
 });
 
 const clientSecrets: string[] = [];

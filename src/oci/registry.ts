@@ -43,7 +43,7 @@ export class RegistryClient {
   private readonly baseUrl: URL;
   private readonly chunkSize: number;
   private readonly streamChunkSize: number;
-  private challenge?: Promise<BearerChallenge | undefined>;
+  private knownChallenge?: Promise<BearerChallenge | undefined>;
 
   constructor(private readonly options: RegistryClientOptions) {
     this.host = options.host;
@@ -219,7 +219,7 @@ export class RegistryClient {
    */
   private async send(repository: string, build: () => HttpRequest): Promise<HttpResponse> {
     const scopes = [`repository:${repository}:pull,push`];
-    let challenge = await this.learnChallenge();
+    let challenge = await this.challenge();
     for (let attempt = 1; ; attempt++) {
       const request = build();
       const headers: HttpHeaders = { ...request.headers };
@@ -240,9 +240,12 @@ export class RegistryClient {
     }
   }
 
-  /** Asks `/v2/` once for the registry's challenge, so the first real request already carries a token. */
-  private learnChallenge(): Promise<BearerChallenge | undefined> {
-    this.challenge ??= retry(async () => {
+  /**
+   * Asks `/v2/` once for the registry's challenge, so the first real request already carries a
+   * token; undefined when the registry lets anyone in.
+   */
+  challenge(): Promise<BearerChallenge | undefined> {
+    this.knownChallenge ??= retry(async () => {
       const response = await rejectTransient(await this.options.http.send({ method: 'GET', url: this.url('/v2/') }), `${this.host} GET /v2/`);
       await response.discard();
       if (response.status === 200) return undefined;
@@ -251,10 +254,10 @@ export class RegistryClient {
       if (response.status === 404) throw new UserError(`${this.host} does not serve the registry API (GET /v2/ answered 404): check the registry login server.`);
       throw new UserError(`${this.host} answered GET /v2/ with HTTP ${response.status} and no Bearer challenge; it is not a registry this task can log in to.`);
     }, this.options.retry).catch((error: unknown) => {
-      this.challenge = undefined;
+      this.knownChallenge = undefined;
       throw error;
     });
-    return this.challenge;
+    return this.knownChallenge;
   }
 
   private async failure(response: HttpResponse, doing: string): Promise<UserError> {

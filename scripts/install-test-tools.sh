@@ -33,6 +33,8 @@ declare -A debian_packages=(
   [/usr/bin/time]=time
   # The image build test runs buildah in a network namespace with only loopback.
   [ip]=iproute2
+  # A real forward proxy for the tests of the agent's proxy settings.
+  [tinyproxy]=tinyproxy
 )
 
 missing_packages=()

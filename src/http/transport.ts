@@ -251,6 +251,9 @@ export function describeNetworkError(error: unknown, url: URL): ConnectionError 
       cause: error,
     });
   }
+  if (code === 'EPROXY') {
+    return new ConnectionError(`${(error as Error).message}: check the agent's proxy settings (URL, user name and password).`, false, { cause: error });
+  }
   if (code === 'ENOTFOUND') {
     return new ConnectionError(
       `Cannot resolve ${url.hostname} (ENOTFOUND): check the name, and that this agent uses the private DNS zone of the private endpoint.`,

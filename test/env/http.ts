@@ -2,7 +2,7 @@
 // read bounded request bodies, answer JSON. The stand-ins stay readable because the wire details live here.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 
 export type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
 
@@ -141,4 +141,26 @@ export function formBody(fields: Record<string, string | string[]>): { headers: 
   const form = new URLSearchParams();
   for (const [name, value] of Object.entries(fields)) for (const item of [value].flat()) form.append(name, item);
   return { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() };
+}
+
+/**
+ * `count` distinct free loopback ports, for servers we start as other processes: all listeners stay
+ * open until every port is picked, so no two are the same. Another process could take one before
+ * our server binds it; that server then fails fast.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<number>((resolve, reject) => {
+            server.once('error', reject);
+            server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
 }

@@ -4,12 +4,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import * as https from 'node:https';
-import { createServer, type AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
 import type { AcrTokenServer } from './acr.js';
 import type { TestCa } from './ca.js';
 import { killOnExit, stopChild } from './processes.js';
+import { freePorts } from './http.js';
 
 export const REGISTRY_BINARY = '/usr/bin/docker-registry';
 
@@ -38,18 +38,6 @@ export interface RunningRegistry {
   stop(): Promise<void>;
 }
 
-/** A port the kernel considers free right now; the registry binds it a moment later. */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
-
 /** Resolves with the status of `GET /v2/`, or undefined while nothing answers. */
 async function probe(url: string, ca: string): Promise<number | undefined> {
   return new Promise((resolve) => {
@@ -70,7 +58,7 @@ async function logTail(logPath: string): Promise<string> {
 const STARTUP_TIMEOUT_MS = 10_000;
 
 async function startOnce(options: StartRegistryOptions, attempt: number): Promise<RunningRegistry | 'port-taken'> {
-  const port = await freePort();
+  const [port] = await freePorts(1);
   const host = `127.0.0.1:${port}`;
   const url = `https://${host}`;
   const storageDir = path.join(options.dir, 'storage');

@@ -13,12 +13,12 @@
 //   await cluster.stop();                                  // in after()
 import { generateKeyPair, randomUUID } from 'node:crypto';
 import { access, mkdir, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { createTestCa, type TestCa } from '../env/ca.js';
 import { createClientCa } from './clientCertificates.js';
 import { KubeApiError, KubeClient, type KubeCredentials } from './kubeClient.js';
+import { freePorts } from '../env/http.js';
 import { runTool } from '../env/processes.js';
 import { logTail, startServerProcess, type ServerProcess } from './serverProcess.js';
 
@@ -113,22 +113,6 @@ async function requireTool(name: string): Promise<string> {
     throw new Error(`${binary} is missing; run scripts/install-kube-tools.sh`);
   }
   return binary;
-}
-
-/**
- * `count` distinct free loopback ports: all listeners stay open until every port is picked, so no
- * two are the same. Another process could take one before our server binds it; that fails fast.
- */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = Array.from({ length: count }, () => createServer());
-  try {
-    return await Promise.all(servers.map((server) => new Promise<number>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-    })));
-  } finally {
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  }
 }
 
 async function writeSecretFile(file: string, content: string): Promise<void> {

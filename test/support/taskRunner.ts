@@ -49,8 +49,9 @@ interface TaskJson {
   inputs: { name: string; defaultValue?: string }[];
 }
 
-// Authorization parameters the agent treats as secret and masks before the task starts.
-const SECRET_PARAMETER = /key|secret|password|token|certificate/i;
+// Authorization parameters and variables (Agent.ProxyPassword, System.AccessToken …) the agent
+// treats as secret and masks before the task starts.
+const SECRET_NAME = /key|secret|password|token|certificate/i;
 
 export interface PreparedTask {
   /** The bundle to run with node. */
@@ -85,14 +86,14 @@ export function prepareTask(task: string, options: TaskRunOptions): PreparedTask
   const unknown = Object.keys(options.inputs).filter((name) => !taskJson.inputs.some((input) => input.name === name));
   if (unknown.length) throw new Error(`${task} has no inputs named ${unknown.join(', ')}`);
 
-  const masked = new Set<string>();
+  const masked = new Set(Object.entries(variables).filter(([name]) => SECRET_NAME.test(name)).map(([, value]) => value));
   for (const [id, connection] of Object.entries(options.connections ?? {})) {
     if (connection.url) env[`ENDPOINT_URL_${id}`] = connection.url;
     env[`ENDPOINT_AUTH_${id}`] = JSON.stringify({ scheme: connection.scheme, parameters: connection.parameters });
     env[`ENDPOINT_AUTH_SCHEME_${id}`] = connection.scheme;
     for (const [key, value] of Object.entries(connection.parameters)) {
       env[`ENDPOINT_AUTH_PARAMETER_${id}_${key.toUpperCase()}`] = value;
-      if (SECRET_PARAMETER.test(key)) masked.add(value);
+      if (SECRET_NAME.test(key)) masked.add(value);
     }
     for (const [key, value] of Object.entries(connection.data ?? {})) env[`ENDPOINT_DATA_${id}_${key.toUpperCase()}`] = value;
   }

@@ -1,11 +1,13 @@
 // PrivateAcrPushImage@1 end to end: the bundled task, run as the agent runs it, pushes into the real
 // registry behind the Azure stand-ins; skopeo checks what landed. One environment for the file.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { InjectedFault } from '../env/faults.js';
+import { startForwardProxy } from '../env/proxy.js';
 import { startAcrEnvironment, registryTrustArgs, type AcrEnvironment, type RegistryClientTrust } from '../env/environment.js';
 import { runTool } from '../env/processes.js';
 import { makeLayers, sha256, writeDockerSave, writeOciLayout, archiveFolder } from '../fixtures/images.js';
@@ -237,6 +239,43 @@ describe('image inputs', () => {
     assert.equal(run.outputs.imageRef, `${env.registry.host}/team/direct@${image.digest}`);
     const paths = env.tokenServer.requests.slice(tokenRequestsBefore).map((request) => request.path);
     assert.deepEqual([...new Set(paths)].sort(), ['/oauth2/exchange', '/oauth2/token']);
+  });
+});
+
+describe("the agent's network settings", () => {
+  test('a private CA from the agent certificate settings (Agent.CAInfo) instead of NODE_EXTRA_CA_CERTS', async () => {
+    const image = await freshLayout(1);
+    const run = await push({ imagePath: image.path, repository: 'team/agent-ca' }, { env: { NODE_EXTRA_CA_CERTS: '' }, variables: { 'Agent.CAInfo': env.ca.caCertPath } });
+    assertSucceeded(run);
+    assert.equal(await servedDigest('team/agent-ca', '1.0.0'), image.digest);
+  });
+
+  test("the agent's proxy with credentials carries every call but the bypassed ones", async () => {
+    const proxy = await startForwardProxy({ dir: join(work, 'proxy'), username: 'build', password: randomBytes(12).toString('hex') });
+    try {
+      const image = await freshLayout(1);
+      const entraHost = new URL(env.entra.url).host;
+      const variables = {
+        'Agent.ProxyUrl': proxy.url,
+        'Agent.ProxyUsername': proxy.username,
+        'Agent.ProxyPassword': proxy.password,
+        'Agent.ProxyBypassList': JSON.stringify([`^https://${entraHost.replaceAll('.', '\\.')}/`]),
+      };
+      const run = await push({ imagePath: image.path, repository: 'team/proxied' }, { variables });
+      assertSucceeded(run);
+      assert.ok(!run.maskedOutput.includes(proxy.password), 'the proxy password was printed');
+      const tunnels = new Set(await proxy.tunnels());
+      assert.ok(tunnels.has(env.registryHost), `no tunnel to the registry in ${[...tunnels].join(', ')}`);
+      assert.ok(tunnels.has(new URL(env.tokenServer.url).host), 'the token server was reached directly');
+      assert.ok(!tunnels.has(entraHost), 'the bypassed Entra host went through the proxy');
+      assert.equal(await servedDigest('team/proxied', '1.0.0'), image.digest);
+
+      const refused = await push({ imagePath: image.path, repository: 'team/proxied', tags: 'refused' }, { variables: { ...variables, 'Agent.ProxyPassword': 'wrong' } });
+      assertFailedWith(refused, /proxy 127\.0\.0\.1:\d+ refused CONNECT .* HTTP 40[17]: check the agent's proxy settings/);
+      assert.equal(await tagExists('team/proxied', 'refused'), false);
+    } finally {
+      await proxy.stop();
+    }
   });
 });
 

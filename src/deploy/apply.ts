@@ -27,7 +27,7 @@ export function objectName(object: { kind: string; name: string; namespace?: str
 const FOUNDATION_KINDS = new Set(['Namespace', 'CustomResourceDefinition']);
 
 export interface ApplyOptions {
-  /** Requests in flight at once. Default 8: enough to hide round trips without crowding the API server's priority queue. */
+  /** Requests in flight at once. Default 4: enough to hide round trips; more only queue up behind the API server's own work. */
   concurrency?: number;
   logger: Logger;
 }
@@ -54,7 +54,7 @@ export async function applyManifests(cluster: ClusterClient, manifests: readonly
   };
   const numbered = manifests.map((manifest, index) => ({ ...manifest, index }));
   for (const manifest of numbered.filter(({ object }) => FOUNDATION_KINDS.has(object.kind))) await applyOne(manifest);
-  await forEachLimited(numbered.filter(({ object }) => !FOUNDATION_KINDS.has(object.kind)), options.concurrency ?? 8, applyOne);
+  await forEachLimited(numbered.filter(({ object }) => !FOUNDATION_KINDS.has(object.kind)), options.concurrency ?? 4, applyOne);
   // In manifest order, not completion order, so outputs are stable from run to run.
   return applied.sort((a, b) => a.index - b.index).map(({ object }) => object);
 }

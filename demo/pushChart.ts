@@ -7,7 +7,7 @@ const SAMPLE_CHART = join(import.meta.dirname, '..', 'test', 'fixtures', 'charts
 /**
  * PrivateAcrPushChart@1 as a workload identity federation connection would run it: the sample
  * chart (a subchart, a schema, a .helmignore) packaged reproducibly, its version stamped with the
- * build id and its appVersion with the image the previous step pushed.
+ * build id and its appVersion with the short digest of the image the previous step pushed.
  */
 export const pushChartStep: DemoStep = {
   title: 'PrivateAcrPushChart@1 — package and push the sample Helm chart as workload identity federation',
@@ -23,7 +23,8 @@ export const pushChartStep: DemoStep = {
         chartPath: SAMPLE_CHART,
         repository: 'demo/charts',
         chartVersion: '1.2.3+$(Build.BuildId)',
-        appVersion: outputs.imageDigest ? `web@${outputs.imageDigest.slice(0, 19)}` : '',
+        // The image's short digest: the chart puts appVersion into a label, which allows no '@' or ':'.
+        appVersion: outputs.imageDigest ? outputs.imageDigest.slice('sha256:'.length, 'sha256:'.length + 12) : '',
       },
       connections: {
         [connection.id]: { scheme: 'WorkloadIdentityFederation', parameters: { serviceprincipalid: clientId, tenantid: env.entra.tenantId }, data: { environmentAuthorityUrl: env.entra.authorityUrl } },

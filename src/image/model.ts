@@ -74,8 +74,8 @@ export function resolved(blob: ResolvedBlob): BlobSource {
   };
 }
 
-// Large reads: a layer streams to the socket in 1 MiB pieces instead of the default 64 KiB.
-const READ_CHUNK = 256 * 1024;
+// Large reads: a layer streams to the socket (or to gzip) in 1 MiB pieces instead of the default 64 KiB.
+const READ_CHUNK = 1024 * 1024;
 
 /** A blob whose bytes sit in a file at `offset` (a whole file, or a member of a tar). */
 export function fileBlob(path: string, offset: number, size: number, digest: string, mediaType: string): ResolvedBlob {

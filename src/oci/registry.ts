@@ -27,7 +27,7 @@ export interface RegistryClientOptions {
    * bodies over about 20 MB, so chunks stay below that. Default 16 MiB.
    */
   chunkSize?: number;
-  /** Bytes per PATCH of a blob produced on the fly; each is held in memory while it is sent. Default 4 MiB. */
+  /** Bytes per PATCH of a blob produced on the fly; two per upload are held in memory. Default 2 MiB. */
   streamChunkSize?: number;
   /** Backoff of every retried request; see RetryOptions for defaults. */
   retry?: RetryOptions;
@@ -49,7 +49,7 @@ export class RegistryClient {
     this.host = options.host;
     this.baseUrl = new URL(`https://${options.host}`);
     this.chunkSize = options.chunkSize ?? 16 * 1024 * 1024;
-    this.streamChunkSize = options.streamChunkSize ?? 4 * 1024 * 1024;
+    this.streamChunkSize = options.streamChunkSize ?? 2 * 1024 * 1024;
   }
 
   /** HEAD the blob. ACR answers 307 (to its data endpoint) for blobs it has; that counts as present. */

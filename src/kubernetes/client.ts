@@ -75,11 +75,6 @@ function isApiFailure(error: unknown): error is ApiFailure {
   return typeof error === 'object' && error !== null && typeof (error as ApiFailure).code === 'number' && 'body' in error;
 }
 
-/** The HTTP status of a failed Kubernetes API call, if it was one. */
-export function apiStatus(error: unknown): number | undefined {
-  return isApiFailure(error) ? error.code : undefined;
-}
-
 /** Kubernetes' own message from a Status body: for RBAC it names user, verb, resource and namespace. */
 function statusMessage(body: unknown): string | undefined {
   const text = typeof body === 'string' ? body : JSON.stringify(body ?? '');

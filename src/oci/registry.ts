@@ -22,9 +22,10 @@ export interface RegistryClientOptions {
   tokens: RegistryTokenProvider;
   logger: Logger;
   /**
-   * Bytes per PATCH of a blob read from disk. Uploads go POST → PATCH… → PUT with exact lengths,
-   * which every registry accepts; ACR is reported to refuse chunked transfer encoding and single
-   * bodies over about 20 MB, so chunks stay below that. Default 16 MiB.
+   * Bytes per request of a blob read from disk. Uploads go POST → PATCH… → PUT with exact
+   * lengths, which every registry accepts (ACR is reported to refuse chunked transfer encoding).
+   * ACR is also reported, unconfirmed, to refuse single bodies over about 20 MB: a 413 halves the
+   * size for the rest of the push, down to 4 MiB. Default 32 MiB.
    */
   chunkSize?: number;
   /** Bytes per PATCH of a blob produced on the fly; two per upload are held in memory. Default 2 MiB. */
@@ -41,14 +42,14 @@ interface RegistryErrorBody {
 export class RegistryClient {
   readonly host: string;
   private readonly baseUrl: URL;
-  private readonly chunkSize: number;
+  private chunkSize: number;
   private readonly streamChunkSize: number;
   private knownChallenge?: Promise<BearerChallenge | undefined>;
 
   constructor(private readonly options: RegistryClientOptions) {
     this.host = options.host;
     this.baseUrl = new URL(`https://${options.host}`);
-    this.chunkSize = options.chunkSize ?? 16 * 1024 * 1024;
+    this.chunkSize = options.chunkSize ?? 32 * 1024 * 1024;
     this.streamChunkSize = options.streamChunkSize ?? 2 * 1024 * 1024;
   }
 
@@ -70,10 +71,19 @@ export class RegistryClient {
    * Retries restart the blob from its first byte.
    */
   async uploadBlob(repository: string, blob: BlobContent, onProgress: (deltaBytes: number) => void): Promise<void> {
-    const chunks = [...rangeChunks(blob, this.chunkSize)];
-    // The digest is known, so the last chunk can ride on the closing PUT: one request fewer per blob.
-    const last = chunks.pop();
-    await this.retryingUpload(onProgress, (onBytes) => this.uploadChunks(repository, chunks, () => blob.digest, onBytes, last));
+    for (;;) {
+      const chunks = [...rangeChunks(blob, this.chunkSize)];
+      // The digest is known, so the last chunk can ride on the closing PUT: one request fewer per blob.
+      const last = chunks.pop();
+      try {
+        await this.retryingUpload(onProgress, (onBytes) => this.uploadChunks(repository, chunks, () => blob.digest, onBytes, last));
+        return;
+      } catch (error) {
+        if (!(error instanceof HttpError && error.status === 413 && this.chunkSize > MIN_CHUNK_SIZE)) throw error;
+        this.chunkSize /= 2;
+        this.options.logger.warn(`${this.host} refused a request body as too large (HTTP 413); sending ${this.chunkSize / (1024 * 1024)} MiB at a time from now on`);
+      }
+    }
   }
 
   /**
@@ -278,6 +288,8 @@ export class RegistryClient {
     return new HttpError(`The registry ${this.host} failed ${doing} (HTTP ${response.status}${detail ? ` ${detail}` : ''}).`, response.status);
   }
 }
+
+const MIN_CHUNK_SIZE = 4 * 1024 * 1024;
 
 /** One PATCH worth of bytes; `body` is called again when the PATCH has to be re-sent. */
 interface UploadChunk {

@@ -388,6 +388,16 @@ describe('a flaky path still delivers identical content', () => {
     await pushThroughFaults(path, 'team/flaky', faults, image.digest);
   });
 
+  test('a registry that refuses a large request body (413) gets smaller chunks', async () => {
+    const image = await freshLayout(1);
+    const refused = env.proxy!.inject({ method: 'PUT', pathPattern: /\/blobs\/uploads\/[^?]+\?/, kind: 'respond', status: 413 });
+    const run = await push({ imagePath: image.path, repository: 'team/small-bodies' });
+    assertSucceeded(run);
+    assert.ok(refused.fired);
+    assert.ok(run.warnings.some((warning) => /HTTP 413\); sending 16 MiB at a time/.test(warning)), run.warnings.join(' | '));
+    assert.equal(await servedDigest('team/small-bodies', '1.0.0'), image.digest);
+  });
+
   test('docker save layers compressed on the fly: reset and expired token in the middle of a PATCH', async () => {
     const path = join(work, 'flaky-save.tar');
     await writeDockerSave(path, { layers: makeLayers(2, 6 * 1024 * 1024, 78), format: 'oci', workDir: await mkdtemp(join(work, 'save-')) });

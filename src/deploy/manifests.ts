@@ -1,7 +1,9 @@
 // Reading manifest files into Kubernetes objects and substituting images, before anything is sent.
 // Every problem here is found for all files at once, so a pipeline fails before half a release is applied.
 import { readFile } from 'node:fs/promises';
-import { parseAllDocuments } from 'yaml';
+// js-yaml rather than the `yaml` package used elsewhere: several times faster on hundreds of
+// documents, and client-node bundles it anyway.
+import { loadAll, YAMLException } from 'js-yaml';
 import { InputError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -21,23 +23,25 @@ export interface LoadedManifest {
 /**
  * Parses every YAML document of every file. Empty documents are skipped (a trailing `---`), `List`
  * objects are flattened as kubectl does; a document that is not valid YAML, not a mapping, or
- * lacks `apiVersion`, `kind` or `metadata.name` is an InputError naming the file and document.
+ * lacks `apiVersion`, `kind` or `metadata.name` is an InputError naming the file and the line
+ * (invalid YAML) or the document (anything else).
  */
 export async function loadManifests(files: readonly string[]): Promise<LoadedManifest[]> {
   if (files.length === 0) throw new InputError('manifests', 'the patterns matched no file; check the paths relative to the working directory.');
   const loaded: LoadedManifest[] = [];
   for (const file of files) {
     const text = await readFile(file, 'utf8');
-    parseAllDocuments(text).forEach((document, index) => {
-      const source = `${file} (document ${index + 1})`;
-      if (document.errors.length > 0) {
-        const [error] = document.errors;
-        throw new InputError('manifests', `${source} is not valid YAML: ${error.message.split('\n')[0]}`);
-      }
-      const value: unknown = document.toJS();
-      if (value === null || value === undefined) return;
-      for (const object of flattenList(value, source)) loaded.push({ object: validateObject(object, source), source });
-    });
+    let documents = 0;
+    try {
+      loadAll(text, (value: unknown) => {
+        const source = `${file} (document ${++documents})`;
+        if (value === null || value === undefined) return;
+        for (const object of flattenList(value, source)) loaded.push({ object: validateObject(object, source), source });
+      });
+    } catch (error) {
+      if (!(error instanceof YAMLException)) throw error;
+      throw new InputError('manifests', `${file} is not valid YAML at line ${error.mark.line + 1}: ${error.reason}.`);
+    }
   }
   if (loaded.length === 0) throw new InputError('manifests', `${files.join(', ')} hold no Kubernetes objects.`);
   return loaded;

@@ -341,7 +341,7 @@ void describe('PrivateAksDeploy failures', () => {
     await mkdir(dir);
     await writeFile(join(dir, 'broken.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: [unclosed\n');
     await writeFile(join(dir, 'kindless.yaml'), 'apiVersion: v1\nmetadata:\n  name: nothing\n');
-    assertFailed(await deploy(manifestsInputs(join(dir, 'broken.yaml'))), /^Input 'manifests': .*broken\.yaml \(document 1\) is not valid YAML/);
+    assertFailed(await deploy(manifestsInputs(join(dir, 'broken.yaml'))), /^Input 'manifests': .*broken\.yaml is not valid YAML at line \d+: /);
     assertFailed(await deploy(manifestsInputs(join(dir, 'kindless.yaml'))), /^Input 'manifests': .*kindless\.yaml \(document 1\) has no kind\.$/);
   });
 

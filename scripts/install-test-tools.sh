@@ -35,6 +35,8 @@ declare -A debian_packages=(
   [ip]=iproute2
   # A real forward proxy for the tests of the agent's proxy settings.
   [tinyproxy]=tinyproxy
+  # The run-command stand-in unpacks the zip the deploy task sends, as the command pod does.
+  [unzip]=unzip
 )
 
 missing_packages=()

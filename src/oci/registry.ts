@@ -5,6 +5,7 @@ import { rejectTransient } from '../http/status.js';
 import type { HttpHeaders, HttpRequest, HttpResponse, HttpTransport } from '../http/transport.js';
 import type { Logger } from '../log.js';
 import { isTransient, retry, type RetryOptions } from '../retry.js';
+import { tap } from '../streams.js';
 import { parseBearerChallenge, type BearerChallenge } from '../acr/challenge.js';
 import type { RegistryTokenProvider } from '../acr/exchange.js';
 
@@ -174,27 +175,34 @@ export class RegistryClient {
     if (started.status !== 202) throw await this.failure(started, `starting an upload to ${repository}`);
     await started.discard();
     let location = this.location(started);
+    // Bytes count as they leave, so a long request shows progress; a body sent again after a 401 counts again.
+    const counted = (chunk: UploadChunk): Readable | Buffer => {
+      const body = chunk.body();
+      if (Buffer.isBuffer(body)) {
+        onBytes(body.length);
+        return body;
+      }
+      return body.pipe(tap((piece) => onBytes(piece.length)));
+    };
     let offset = 0;
     for await (const chunk of chunks) {
       const response = await this.send(repository, () => ({
         method: 'PATCH',
         url: location,
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(chunk.length), 'content-range': `${offset}-${offset + chunk.length - 1}` },
-        body: chunk.body(),
+        body: counted(chunk),
       }));
       if (response.status !== 202) throw await this.failure(response, `uploading to ${repository}`);
       await response.discard();
       offset += chunk.length;
-      onBytes(chunk.length);
       location = this.location(response);
     }
     const committed = new URL(location);
     committed.searchParams.set('digest', digest());
     const headers: HttpHeaders = finalChunk ? { 'content-type': 'application/octet-stream', 'content-length': String(finalChunk.length) } : { 'content-length': '0' };
-    const done = await this.send(repository, () => ({ method: 'PUT', url: committed, headers, body: finalChunk?.body() }));
+    const done = await this.send(repository, () => ({ method: 'PUT', url: committed, headers, body: finalChunk && counted(finalChunk) }));
     if (done.status !== 201) throw await this.failure(done, `committing ${committed.searchParams.get('digest')} to ${repository}`);
     await done.discard();
-    if (finalChunk) onBytes(finalChunk.length);
   }
 
   private location(response: HttpResponse): URL {

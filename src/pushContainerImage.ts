@@ -11,10 +11,8 @@ export interface PushContainerImageOptions extends RegistrySessionOptions {
   tags: string[];
   /** Blobs in flight at once. Default 4. */
   concurrency?: number;
-  /** Private scratch space for compressed layers. */
+  /** Private scratch space for unpacking a .tar.gz input. */
   tempDir: string;
-  /** zlib level for uncompressed docker save layers. Default 1. */
-  compressionLevel?: number;
 }
 
 export interface PushContainerImageResult extends PushResult {
@@ -26,7 +24,7 @@ export interface PushContainerImageResult extends PushResult {
 /** The PrivateAcrPushImage task, without Azure DevOps: read an image from disk and push it. */
 export async function pushContainerImage(options: PushContainerImageOptions): Promise<PushContainerImageResult> {
   const { logger } = options;
-  const image = await openImage(options.imagePath, { tempDir: options.tempDir, compressionLevel: options.compressionLevel });
+  const image = await openImage(options.imagePath, { tempDir: options.tempDir });
   const session = openRegistrySession(options);
   try {
     logger.info(`Pushing ${image.format} ${options.imagePath} to ${options.host}/${options.repository} (tags: ${options.tags.join(', ')})`);

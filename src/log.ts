@@ -15,3 +15,16 @@ export interface SecretRegistry {
 }
 
 export const silentLogger: Logger = { info() {}, warn() {}, debug() {} };
+
+/** Sizes for log lines and run summaries, in binary units. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}

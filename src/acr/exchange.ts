@@ -1,11 +1,12 @@
 import { AuthenticationError } from '../errors.js';
 import { rejectTransient } from '../http/status.js';
 import type { HttpResponse, HttpTransport } from '../http/transport.js';
-import { decodeJwtClaims, jwtExpiryMs } from '../jwt.js';
+import { decodeJwtClaims, jwtExpiryMs } from '../azure/jwt.js';
 import type { SecretRegistry } from '../log.js';
-import { retry } from '../retry.js';
+import { retry } from '../http/retry.js';
 import type { TokenCredential } from '../azure/entra.js';
-import type { BearerChallenge } from './challenge.js';
+import type { BearerChallenge } from '../oci/challenge.js';
+import type { RegistryTokenProvider } from '../oci/tokens.js';
 
 /** How the registry tasks prove who they are to the registry. */
 export type RegistryIdentity =
@@ -31,7 +32,7 @@ interface CachedToken {
  * trusts. Access tokens are cached per (realm, service, scopes) and the ACR refresh token per
  * (realm, service); `invalidate` drops them after the registry refused one.
  */
-export class RegistryTokenProvider {
+export class AcrTokenExchange implements RegistryTokenProvider {
   private readonly accessTokens = new Map<string, Promise<CachedToken>>();
   private readonly refreshTokens = new Map<string, Promise<CachedToken>>();
 

@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { AuthenticationError, HttpError } from '../errors.js';
 import { rejectTransient } from '../http/status.js';
 import type { HttpResponse, HttpTransport } from '../http/transport.js';
-import { jwtExpiryMs, parseCertificateBundle, signClientAssertion, type SigningCertificate } from '../jwt.js';
+import { jwtExpiryMs, parseCertificateBundle, signClientAssertion, type SigningCertificate } from './jwt.js';
 import type { SecretRegistry } from '../log.js';
-import { isTransient, retry } from '../retry.js';
+import { isTransient, retry } from '../http/retry.js';
 
 export interface AccessToken {
   token: string;

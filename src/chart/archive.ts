@@ -3,7 +3,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { posix } from 'node:path';
 import { ContentError } from '../errors.js';
-import { checksumMatches, cString, headerName, parseOctal } from '../image/tar.js';
+import { checksumMatches, cString, headerName, parseOctal } from '../archive/tar.js';
 
 export interface ChartFile {
   /** Slash-separated path inside the chart (or inside the archive, for `writeTarGz`). */

@@ -2,12 +2,12 @@
 // `helm push` lays it out (helm pkg/registry Client.Push, v3.22) through the shared registry session.
 import { readFile, stat } from 'node:fs/promises';
 import { InputError, UserError } from '../errors.js';
-import { memoryBlob, resolved, sha256Digest, type ManifestSource, type ResolvedBlob } from '../image/model.js';
+import { memoryBlob, resolved, sha256Digest, type ManifestSource, type ResolvedBlob } from '../oci/content.js';
 import { OCI_MANIFEST } from '../oci/mediaTypes.js';
 import { pushImage, type PushResult } from '../oci/push.js';
 import { validateRepository } from '../oci/reference.js';
-import { openRegistrySession, type RegistrySessionOptions } from '../registrySession.js';
-import { formatBytes } from '../pushContainerImage.js';
+import { openRegistrySession, type RegistrySessionOptions } from '../acr/session.js';
+import { formatBytes } from '../log.js';
 import { chartFilesFromArchive } from './archive.js';
 import { checkDependenciesVendored, loadChartFiles, readChartFolder } from './load.js';
 import { goJsonEscape, renderConfigJson, type ChartMetadata } from './metadata.js';

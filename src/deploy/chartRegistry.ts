@@ -1,7 +1,7 @@
 // Registry logins for helm: an `oci://` chart in ACR is pulled with an ACR refresh token from the
 // task's Entra identity, written where helm reads `helm registry login` results — never on argv.
 import { writeFile } from 'node:fs/promises';
-import { RegistryTokenProvider } from '../acr/exchange.js';
+import { AcrTokenExchange } from '../acr/exchange.js';
 import type { TokenCredential } from '../azure/entra.js';
 import { InputError } from '../errors.js';
 import type { HttpTransport } from '../http/transport.js';
@@ -27,7 +27,7 @@ export async function writeRegistryConfig(path: string, chart: string, entra: To
   const host = ociChartHost(chart);
   const auths: Record<string, { auth: string }> = {};
   if (host && entra) {
-    const tokens = new RegistryTokenProvider({ kind: 'entra', credential: entra }, http, secrets);
+    const tokens = new AcrTokenExchange({ kind: 'entra', credential: entra }, http, secrets);
     const challenge = await new RegistryClient({ host, http, tokens, logger: silentLogger }).challenge();
     // No challenge means the registry lets anyone pull: helm needs no login.
     if (challenge) {

@@ -9,7 +9,7 @@ import type { HttpTransport } from '../http/transport.js';
 import type { Logger } from '../log.js';
 import { AKS_ENTRA_SCOPE } from '../kubernetes/access.js';
 import { containerServiceClient, type AksCluster } from '../kubernetes/aks.js';
-import { zipFolder } from './zip.js';
+import { zipFolder } from '../archive/zip.js';
 
 /** ARM keeps at most this much of a command's output. */
 export const RUN_COMMAND_LOG_LIMIT = 512 * 1024;

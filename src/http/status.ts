@@ -1,5 +1,5 @@
 import { HttpError } from '../errors.js';
-import { parseRetryAfter } from '../retry.js';
+import { parseRetryAfter } from './retry.js';
 import type { HttpResponse } from './transport.js';
 
 /**

@@ -3,8 +3,8 @@ import { ContentError, InputError } from '../errors.js';
 import { DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST } from '../oci/mediaTypes.js';
 import { compressLayer, type CompressingLayer } from './compress.js';
 import { parseJson } from './layout.js';
-import { fileBlob, memoryBlob, renderJson, resolved, type BlobSource, type ManifestSource, type PushedBlob, type ResolvedBlob } from './model.js';
-import { readMember, type TarMember } from './tar.js';
+import { fileBlob, memoryBlob, renderJson, resolved, type BlobSource, type ManifestSource, type PushedBlob, type ResolvedBlob } from '../oci/content.js';
+import { readMember, type TarMember } from '../archive/tar.js';
 
 interface SaveEntry {
   Config: string;

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { ContentError, InputError } from '../errors.js';
 import { DIGEST } from '../oci/reference.js';
 import { OCI_INDEX, isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../oci/mediaTypes.js';
-import { fileBlob, resolved, sha256Digest, type BlobSource, type ManifestSource } from './model.js';
-import { readMember, type TarMember } from './tar.js';
+import { fileBlob, resolved, sha256Digest, type BlobSource, type ManifestSource } from '../oci/content.js';
+import { readMember, type TarMember } from '../archive/tar.js';
 
 /** Where an OCI image layout's files live: a folder, or the members of a tar (an OCI archive). */
 export interface LayoutFiles {

@@ -6,8 +6,8 @@ import { createGunzip } from 'node:zlib';
 import { ContentError, InputError } from '../errors.js';
 import { loadDockerArchive } from './dockerArchive.js';
 import { folderFiles, loadLayout, tarFiles } from './layout.js';
-import type { ImageSource, ManifestSource } from './model.js';
-import { indexTar } from './tar.js';
+import type { ManifestSource } from '../oci/content.js';
+import { indexTar } from '../archive/tar.js';
 
 export interface OpenImageOptions {
   /** Where .tar.gz inputs are unpacked; a private folder is made inside. */
@@ -22,6 +22,15 @@ export interface OpenImageOptions {
  * how fast such a tarball goes up.
  */
 const COMPRESSION_LEVEL = 1;
+
+export interface ImageSource {
+  /** What the tags will point at: an image manifest, or an index of several. */
+  root: ManifestSource;
+  /** Human-readable kind of input, for the log. */
+  format: string;
+  /** Removes temporary files. */
+  close(): Promise<void>;
+}
 
 /**
  * Opens what a build left behind: an OCI image layout folder, a `docker save` tarball (old or

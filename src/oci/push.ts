@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { forEachLimited } from '../concurrency.js';
 import type { Logger } from '../log.js';
-import type { BlobTarget, ManifestSource, PushedBlob, ResolvedBlob } from '../image/model.js';
+import type { BlobTarget, ManifestSource, PushedBlob, ResolvedBlob } from './content.js';
 import { DOCKER_MANIFEST, OCI_MANIFEST, type ImageManifest } from './mediaTypes.js';
 import type { RegistryClient } from './registry.js';
 

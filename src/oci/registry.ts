@@ -4,17 +4,11 @@ import { AuthenticationError, ContentError, HttpError, UserError, errorMessage }
 import { rejectTransient } from '../http/status.js';
 import type { HttpHeaders, HttpRequest, HttpResponse, HttpTransport } from '../http/transport.js';
 import type { Logger } from '../log.js';
-import { isTransient, retry, type RetryOptions } from '../retry.js';
+import { isTransient, retry, type RetryOptions } from '../http/retry.js';
 import { tap } from '../streams.js';
-import { parseBearerChallenge, type BearerChallenge } from '../acr/challenge.js';
-import type { RegistryTokenProvider } from '../acr/exchange.js';
-
-/** Bytes to upload, readable again for every attempt. `open` takes a half-open byte range. */
-export interface BlobContent {
-  digest: string;
-  size: number;
-  open(start: number, end: number): Readable;
-}
+import { parseBearerChallenge, type BearerChallenge } from './challenge.js';
+import type { BlobContent } from './content.js';
+import type { RegistryTokenProvider } from './tokens.js';
 
 export interface RegistryClientOptions {
   /** Login server, `host` or `host:port`; always https. */

@@ -1,5 +1,5 @@
 import * as tl from 'azure-pipelines-task-lib/task.js';
-import { pushContainerImage, renderPushSummary } from '../../src/pushContainerImage.js';
+import { pushContainerImage, renderPushSummary } from '../../src/image/pushImage.js';
 import { agentTempDirectory, agentTransportOptions, attachSummary, runTask, taskLogger, taskSecrets } from '../common/host.js';
 import { readInputs } from './inputs.js';
 

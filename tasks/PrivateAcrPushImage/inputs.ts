@@ -1,7 +1,7 @@
 import * as tl from 'azure-pipelines-task-lib/task.js';
 import { InputError } from '../../src/errors.js';
 import { parseRegistryHost, validateRepository, validateTag } from '../../src/oci/reference.js';
-import type { RegistryAuth } from '../../src/registrySession.js';
+import type { RegistryAuth } from '../../src/acr/session.js';
 import { readRegistryAuth } from '../common/registryAuth.js';
 
 /** The task.json inputs of PrivateAcrPushImage@1, validated. Names match task.json exactly. */

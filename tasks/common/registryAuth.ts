@@ -1,6 +1,6 @@
 import * as tl from 'azure-pipelines-task-lib/task.js';
 import { InputError } from '../../src/errors.js';
-import type { RegistryAuth } from '../../src/registrySession.js';
+import type { RegistryAuth } from '../../src/acr/session.js';
 import { readAgentIdentity, readServiceConnectionIdentity } from './azureIdentity.js';
 
 /** `authMode` of the registry tasks: serviceConnection | agentIdentity | registryCredentials. */

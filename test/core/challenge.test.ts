@@ -1,7 +1,7 @@
 // WWW-Authenticate as registries send it: the realm and service drive the token exchange.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseBearerChallenge } from '../../src/acr/challenge.js';
+import { parseBearerChallenge } from '../../src/oci/challenge.js';
 
 const cases: [string, string | undefined, ReturnType<typeof parseBearerChallenge>][] = [
   [

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { openImage } from '../../src/image/open.js';
 import type { Logger } from '../../src/log.js';
 import { pushImage } from '../../src/oci/push.js';
-import { openRegistrySession } from '../../src/registrySession.js';
+import { openRegistrySession } from '../../src/acr/session.js';
 import { startAcrEnvironment, type AcrEnvironment } from '../env/environment.js';
 import { makeLayers, writeOciLayout } from '../fixtures/images.js';
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConnectionError, HttpError, UserError } from '../../src/errors.js';
-import { isTransient, parseRetryAfter, retry } from '../../src/retry.js';
+import { isTransient, parseRetryAfter, retry } from '../../src/http/retry.js';
 
 test('transient failures are the network and 408, 429, 5xx; other answers are final', () => {
   const table: [unknown, boolean][] = [

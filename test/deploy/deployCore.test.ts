@@ -11,7 +11,7 @@ import { createCredential, type TokenCredential } from '../../src/azure/entra.js
 import { helmUpgradeArgs, overridesToValues } from '../../src/deploy/helm.js';
 import { loadManifests, parseImageSubstitutions, substituteImages } from '../../src/deploy/manifests.js';
 import { shellCommand } from '../../src/deploy/runCommand.js';
-import { zipFolder } from '../../src/deploy/zip.js';
+import { zipFolder } from '../../src/archive/zip.js';
 import { AuthenticationError, UserError } from '../../src/errors.js';
 import { HttpTransport } from '../../src/http/transport.js';
 import { silentLogger, type Logger } from '../../src/log.js';

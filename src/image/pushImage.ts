@@ -1,6 +1,7 @@
-import { openImage } from './image/open.js';
-import { pushImage, type PushResult } from './oci/push.js';
-import { openRegistrySession, type RegistrySessionOptions } from './registrySession.js';
+import { formatBytes } from '../log.js';
+import { openImage } from './open.js';
+import { pushImage, type PushResult } from '../oci/push.js';
+import { openRegistrySession, type RegistrySessionOptions } from '../acr/session.js';
 
 export interface PushContainerImageOptions extends RegistrySessionOptions {
   /** Validated repository name. */
@@ -61,16 +62,3 @@ export function renderPushSummary(result: PushContainerImageResult): string {
   ];
   return `${lines.join('\n')}\n`;
 }
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
-}
-

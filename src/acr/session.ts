@@ -1,9 +1,9 @@
-import { createCredential, type AzureIdentity } from './azure/entra.js';
-import { RegistryTokenProvider } from './acr/exchange.js';
-import { HttpTransport, type TransportOptions } from './http/transport.js';
-import type { Logger, SecretRegistry } from './log.js';
-import { RegistryClient } from './oci/registry.js';
-import type { RetryOptions } from './retry.js';
+import { createCredential, type AzureIdentity } from '../azure/entra.js';
+import { AcrTokenExchange } from './exchange.js';
+import { HttpTransport, type TransportOptions } from '../http/transport.js';
+import type { Logger, SecretRegistry } from '../log.js';
+import { RegistryClient } from '../oci/registry.js';
+import type { RetryOptions } from '../http/retry.js';
 
 /** Who the registry tasks act as: an Entra identity (traded for ACR tokens) or a registry user. */
 export type RegistryAuth = { kind: 'azure'; identity: AzureIdentity } | { kind: 'basic'; username: string; password: string };
@@ -32,7 +32,7 @@ export function openRegistrySession(options: RegistrySessionOptions): RegistrySe
     options.auth.kind === 'azure'
       ? ({ kind: 'entra', credential: createCredential(options.auth.identity, http, options.secrets) } as const)
       : ({ kind: 'basic', username: options.auth.username, password: options.auth.password } as const);
-  const tokens = new RegistryTokenProvider(identity, http, options.secrets);
+  const tokens = new AcrTokenExchange(identity, http, options.secrets);
   tokens.warmUp();
   const client = new RegistryClient({ host: options.host, http, tokens, logger: options.logger, retry: options.retry, chunkSize: options.chunkSize });
   return { client, close: () => http.close() };

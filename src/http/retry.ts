@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConnectionError, HttpError } from './errors.js';
+import { ConnectionError, HttpError } from '../errors.js';
 
 export interface RetryOptions {
   /** Total tries including the first. Default 5. */

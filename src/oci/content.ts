@@ -1,7 +1,15 @@
+// What a push is made of: blobs that know how to reach a repository, and manifests rendered once
+// their blobs are there. Image inputs, charts and builds all produce these; the push consumes them.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { BlobContent } from '../oci/registry.js';
+
+/** Bytes to upload, readable again for every attempt. `open` takes a half-open byte range. */
+export interface BlobContent {
+  digest: string;
+  size: number;
+  open(start: number, end: number): Readable;
+}
 
 /** A blob with its media type, as it will be referenced from a manifest. */
 export interface ResolvedBlob extends BlobContent {
@@ -51,14 +59,6 @@ export interface ManifestSource {
   render(): Promise<RenderedManifest>;
 }
 
-export interface ImageSource {
-  /** What the tags will point at: an image manifest, or an index of several. */
-  root: ManifestSource;
-  /** Human-readable kind of input, for the log. */
-  format: string;
-  /** Removes temporary files. */
-  close(): Promise<void>;
-}
 
 export function sha256Digest(bytes: Buffer | string): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;

@@ -27,6 +27,12 @@ async function exists(file: string): Promise<boolean> {
   return access(file).then(() => true, () => false);
 }
 
+/** agent-image/versions.env as name → value. */
+async function readVersions(): Promise<Record<string, string>> {
+  const text = await readFile(path.join(imageDir, 'versions.env'), 'utf8');
+  return Object.fromEntries([...text.matchAll(/^([A-Z][A-Z0-9_]*)=(.*)$/gm)].map(([, name, value]) => [name, value]));
+}
+
 async function fileSha256(file: string): Promise<string> {
   return createHash('sha256').update(await readFile(file)).digest('hex');
 }
@@ -81,9 +87,14 @@ void describe('agent image build', { timeout: 30 * 60_000 }, () => {
     const files = path.join(work, 'files');
     await mkdir(path.join(files, 'helm/linux-amd64'), { recursive: true });
     await run('tar', ['-czf', path.join(files, 'agent.tar.gz'), '-C', fakeAgentSource, '.']);
-    await cp(await ensureTool('helm', 'install-test-tools.sh'), path.join(files, 'helm/linux-amd64/helm'));
+    await cp(await ensureTool('helm', 'install-go-tools.sh'), path.join(files, 'helm/linux-amd64/helm'));
     await run('tar', ['-czf', path.join(files, 'helm.tar.gz'), '-C', path.join(files, 'helm'), 'linux-amd64/helm']);
-    await cp(await ensureTool('kubectl', 'install-kube-tools.sh'), path.join(files, 'kubectl'));
+    await cp(await ensureTool('kubectl', 'install-go-tools.sh'), path.join(files, 'kubectl'));
+    // buildctl and trivy as their release tarballs lay them out (bin/buildctl, trivy at the top).
+    await mkdir(path.join(files, 'buildkit/bin'), { recursive: true });
+    await cp(await ensureTool('buildctl', 'install-go-tools.sh'), path.join(files, 'buildkit/bin/buildctl'));
+    await run('tar', ['-czf', path.join(files, 'buildkit.tar.gz'), '-C', path.join(files, 'buildkit'), 'bin/buildctl']);
+    await run('tar', ['-czf', path.join(files, 'trivy.tar.gz'), '-C', toolsDir, 'trivy']);
 
     fileServer = spawn('nsenter', [`--net=/proc/${network.pid}/ns/net`, process.execPath, '--import', 'tsx', path.join(import.meta.dirname, 'serve-files.ts'), files], {
       cwd: repoRoot,
@@ -101,6 +112,10 @@ void describe('agent image build', { timeout: 30 * 60_000 }, () => {
       HELM_SHA256: await fileSha256(path.join(files, 'helm.tar.gz')),
       KUBECTL_URL: `${filesUrl}/kubectl`,
       KUBECTL_SHA256: await fileSha256(path.join(files, 'kubectl')),
+      BUILDKIT_URL: `${filesUrl}/buildkit.tar.gz`,
+      BUILDKIT_SHA256: await fileSha256(path.join(files, 'buildkit.tar.gz')),
+      TRIVY_URL: `${filesUrl}/trivy.tar.gz`,
+      TRIVY_SHA256: await fileSha256(path.join(files, 'trivy.tar.gz')),
     });
 
     // The base image from the debootstrap'd root file system.
@@ -133,10 +148,10 @@ void describe('agent image build', { timeout: 30 * 60_000 }, () => {
     });
   });
 
-  void test('builds offline, runs start.sh as a non-root user, and has working helm, kubectl and git', async (t) => {
+  void test('builds offline, runs start.sh as a non-root user, and has working helm, kubectl, buildctl, trivy and git', async (t) => {
     fetched.length = 0;
     await build(buildArgs, IMAGE);
-    assert.deepEqual(fetched.sort(), ['GET /agent.tar.gz 200', 'GET /helm.tar.gz 200', 'GET /kubectl 200']);
+    assert.deepEqual(fetched.sort(), ['GET /agent.tar.gz 200', 'GET /buildkit.tar.gz 200', 'GET /helm.tar.gz 200', 'GET /kubectl 200', 'GET /trivy.tar.gz 200']);
 
     const config = JSON.parse((await buildah(['inspect', '--type', 'image', IMAGE])).stdout) as {
       OCIv1: { config: { User: string; Entrypoint: string[]; Env: string[] }; size?: number };
@@ -155,8 +170,12 @@ void describe('agent image build', { timeout: 30 * 60_000 }, () => {
     };
 
     assert.equal((await inContainer(['id', '-u'])).trim(), String(AGENT_UID));
-    assert.match(await inContainer(['helm', 'version', '--short']), /^v3\./);
-    assert.match(await inContainer(['kubectl', 'version', '--client']), /Client Version: v1\./);
+    // The tools the tests build at agent-image/versions.env's pins are the ones the image installed.
+    const pins = await readVersions();
+    assert.match(await inContainer(['helm', 'version', '--short']), new RegExp(`^${pins.HELM_VERSION}\\b`));
+    assert.match(await inContainer(['kubectl', 'version', '--client']), new RegExp(`Client Version: ${pins.KUBECTL_VERSION}\\b`));
+    assert.match(await inContainer(['buildctl', '--version']), new RegExp(` ${pins.BUILDKIT_VERSION} `));
+    assert.match(await inContainer(['trivy', '--version']), new RegExp(`^Version: ${pins.TRIVY_VERSION.slice(1)}$`, 'm'));
     assert.match(await inContainer(['git', '--version']), /^git version 2\./);
 
     // Placeholder mode against the fake agent: the entrypoint's command, as the image's user,

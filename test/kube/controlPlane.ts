@@ -1,5 +1,5 @@
 // A real Kubernetes control plane for the tests: etcd, kube-apiserver and
-// kube-controller-manager, built by scripts/install-kube-tools.sh and run on
+// kube-controller-manager, built by scripts/install-go-tools.sh and run on
 // loopback. The API server serves TLS from the test CA, authenticates client
 // certificates, service-account tokens and (optionally) Entra JWTs, and
 // authorizes with Node + RBAC; Pod Security admission is on by default and
@@ -100,7 +100,7 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-/** Path of a binary built by scripts/install-kube-tools.sh (`kubectl`, `kube-apiserver`, `etcd`, …). */
+/** Path of a binary built by scripts/install-go-tools.sh (`kubectl`, `kube-apiserver`, `etcd`, …). */
 export function kubeToolPath(name: string): string {
   return path.join(KUBE_BIN_DIR, name);
 }
@@ -110,7 +110,7 @@ async function requireTool(name: string): Promise<string> {
   try {
     await access(binary);
   } catch {
-    throw new Error(`${binary} is missing; run scripts/install-kube-tools.sh`);
+    throw new Error(`${binary} is missing; run scripts/install-go-tools.sh`);
   }
   return binary;
 }

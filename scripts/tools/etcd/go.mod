@@ -1,7 +1,7 @@
 // Wrapper module that pins the etcd server the Kubernetes tests run. etcd's
 // own main module (go.etcd.io/etcd/v3) uses `replace` for its sibling modules,
 // so `go install` of it is refused; main.go here calls the published
-// go.etcd.io/etcd/server/v3/etcdmain. Built by scripts/install-kube-tools.sh.
+// go.etcd.io/etcd/server/v3/etcdmain. Built by scripts/install-go-tools.sh.
 module private-aks-acr-pipelines/tools/etcd
 
 go 1.26.0

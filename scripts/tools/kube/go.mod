@@ -2,7 +2,7 @@
 // (kube-apiserver, kube-controller-manager, kubectl). k8s.io/kubernetes points
 // its k8s.io/* staging modules at ./staging with `replace`, so `go install
 // k8s.io/kubernetes/cmd/...@v1.36.3` is refused; this module requires the
-// published versions instead. Built by scripts/install-kube-tools.sh.
+// published versions instead. Built by scripts/install-go-tools.sh.
 module private-aks-acr-pipelines/tools/kube
 
 go 1.26.0

@@ -120,7 +120,7 @@ function isBase60Float(text: string): boolean {
  * `interface{}` (merge keys applied as v2 applies them). Throws GoYamlError with one line.
  */
 export function parseGoYaml(text: string): GoValue {
-  const [document] = parseAllDocuments(text, { version: '1.1', schema: 'failsafe', uniqueKeys: false, prettyErrors: false, strict: false });
+  const [document] = parseAllDocuments(text, { version: '1.1', schema: 'failsafe', uniqueKeys: false, prettyErrors: true, strict: false });
   if (!document || !('contents' in document)) return null;
   const doc = document as Document.Parsed;
   if (doc.errors.length > 0) throw new GoYamlError(firstLine(doc.errors[0].message));

@@ -3,18 +3,19 @@
 // 1.1 scalars: `yes` is true, `010` is 8, `1.10` is a float) and re-encodes through JSON; it writes
 // them back with the same library's emitter. Packaging "as helm package does" needs both halves
 // exactly: how a plain scalar resolves, and how the emitter quotes, folds (at 80 columns) and
-// orders keys. The rules below are those of go-yaml v2 (resolve.go, encode.go, emitterc.go,
-// sorter.go at v2.4.4) and of Go's strconv and encoding/json number formatting, restated.
+// orders keys. The rules below are those of go-yaml v2.4 (go.yaml.in/yaml/v2: its scalar resolver,
+// encoder, libyaml-derived emitter and key sorter) and of Go's strconv and encoding/json number
+// formatting, restated.
 import { isAlias, isMap, isScalar, isSeq, parseAllDocuments, type Document, type Node } from 'yaml';
 
 /** A mapping key as go-yaml decodes it into `interface{}`. */
-export type GoKey = string | bigint | number | boolean | null;
+type GoKey = string | bigint | number | boolean | null;
 /**
  * A value as go-yaml v2 decodes it into `interface{}`: integers as bigint (int64 or uint64 range),
  * floats as number, timestamps left as their text (go-yaml keeps them strings there).
  */
 export type GoValue = string | bigint | number | boolean | null | GoValue[] | GoMap;
-export type GoMap = Map<GoKey, GoValue>;
+type GoMap = Map<GoKey, GoValue>;
 
 const STR = 'tag:yaml.org,2002:str';
 const INT = 'tag:yaml.org,2002:int';
@@ -29,7 +30,7 @@ const MERGE = 'tag:yaml.org,2002:merge';
 export class GoYamlError extends Error {}
 
 // ---------------------------------------------------------------------------------------------
-// Resolving plain scalars (go-yaml v2 resolve.go).
+// Resolving plain scalars, as go-yaml v2's resolver does.
 
 const SPECIAL = new Map<string, { tag: string; value: GoValue }>();
 for (const [tag, value, words] of [
@@ -51,9 +52,9 @@ const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
 
 /** What go-yaml makes of a plain (unquoted, untagged) scalar: its tag and its value. */
-export function resolvePlain(text: string): { tag: string; value: GoValue } {
+function resolvePlain(text: string): { tag: string; value: GoValue } {
   const first = text[0];
-  // Only a first character from resolve.go's hint table sends the text to the lookups at all.
+  // Only a first character from the resolver's hint table sends the text to the lookups at all.
   if (first === undefined || /^[-+0-9yYnNtTfFoO~.]/.test(first)) {
     const special = SPECIAL.get(text);
     if (special) return special;
@@ -285,8 +286,8 @@ function yamlNumber(value: number): string {
   return text === '+Inf' ? '.inf' : text === '-Inf' ? '-.inf' : text === 'NaN' ? '.nan' : text;
 }
 
-/** go-yaml's key order (sorter.go): runs of digits compare as numbers, letters before the rest. */
-export function goYamlKeyLess(a: string, b: string): boolean {
+/** go-yaml v2's key order: runs of digits compare as numbers, letters before the rest. */
+function goYamlKeyLess(a: string, b: string): boolean {
   const ar = [...a];
   const br = [...b];
   const isLetter = (char: string) => /\p{L}/u.test(char);
@@ -536,7 +537,7 @@ class Emitter {
     else if (typeof value === 'number') [text, style] = [yamlNumber(value), 'plain'];
     else {
       text = value;
-      // encode.go stringv: a literal block for text with a newline; plain where the text would
+      // go-yaml's string encoding: a literal block for text with a newline; plain where the text would
       // read back as the same string; double quotes otherwise.
       const plainIsString = resolvePlain(value).tag === STR && !isBase60Float(value);
       style = value.includes('\n') ? 'literal' : plainIsString ? 'plain' : 'double';

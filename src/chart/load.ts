@@ -36,8 +36,8 @@ export interface Chart {
 }
 
 /** helm pkg/chart/loader: the largest file and the largest chart Helm will load. */
-export const MAX_FILE_BYTES = 5 * 1024 * 1024;
-export const MAX_CHART_BYTES = 100 * 1024 * 1024;
+const MAX_FILE_BYTES = 5 * 1024 * 1024;
+const MAX_CHART_BYTES = 100 * 1024 * 1024;
 
 const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
@@ -229,6 +229,6 @@ export function checkDependenciesVendored(chart: Chart, where: string): void {
 }
 
 /** Go's sort.Strings order (bytes), which is what Helm's walk and this packaging use. */
-export function byCodePoint(a: string, b: string): number {
+function byCodePoint(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }

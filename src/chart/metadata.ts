@@ -485,7 +485,7 @@ export function renderConfigJson(metadata: ChartMetadata): string {
 }
 
 /** JSON text as encoding/json writes it: Go's number format and HTML-safe escapes. */
-export function goJson(value: Json): string {
+function goJson(value: Json): string {
   if (typeof value === 'number') return formatGoJsonNumber(value);
   if (Array.isArray(value)) return `[${value.map(goJson).join(',')}]`;
   if (value !== null && typeof value === 'object') return `{${Object.entries(value).map(([key, entry]) => `${goJsonEscape(JSON.stringify(key))}:${goJson(entry)}`).join(',')}}`;

@@ -1,4 +1,4 @@
-// `helm package` without its time stamps (helm pkg/chartutil/save.go): the same archive layout —
+// `helm package` without its time stamps (Helm's chartutil.Save): the same archive layout —
 // `<name>/Chart.yaml`, `Chart.lock`, `values.yaml`, `values.schema.json`, templates, other files,
 // then each subchart under `charts/<name>/` — with Chart.yaml and Chart.lock rewritten from their
 // fields as Helm rewrites them, but every byte a function of the chart's content.
@@ -32,7 +32,7 @@ export function applyOverrides(chart: Chart, overrides: ChartOverrides, where: s
 }
 
 /** The archive's entries in Helm's order, each under `<prefix><chart name>/`. */
-export function archiveEntries(chart: Chart, prefix = ''): ChartFile[] {
+function archiveEntries(chart: Chart, prefix = ''): ChartFile[] {
   const base = `${prefix}${chart.metadata.name}/`;
   const entry = (name: string, data: Buffer): ChartFile => ({ name: `${base}${name}`, data });
   const entries = [entry('Chart.yaml', Buffer.from(renderChartYaml(chart.metadata)))];

@@ -13,9 +13,9 @@ import { goJsonEscape, renderConfigJson, type ChartMetadata } from './metadata.j
 import { applyOverrides, archiveFileName, packageChart, type ChartOverrides } from './package.js';
 import { chartTag, isSemVer } from './semver.js';
 
-export const HELM_CONFIG = 'application/vnd.cncf.helm.config.v1+json';
-export const HELM_CHART_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
-export const HELM_PROVENANCE_LAYER = 'application/vnd.cncf.helm.chart.provenance.v1.prov';
+const HELM_CONFIG = 'application/vnd.cncf.helm.config.v1+json';
+const HELM_CHART_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
+const HELM_PROVENANCE_LAYER = 'application/vnd.cncf.helm.chart.provenance.v1.prov';
 
 /** A chart ready to push: its metadata, its archive bytes and, for a signed .tgz, its provenance. */
 export interface PreparedChart {
@@ -87,7 +87,7 @@ function named(metadata: ChartMetadata): PreparedChart['metadata'] {
  * provenance layer sorted by digest, Helm's OCI annotations. Like Helm, no top-level `mediaType`:
  * the media type travels in the Content-Type, which is what `helm pull` checks.
  */
-export function chartManifest(chart: PreparedChart, sourceDateEpoch = 0): ManifestSource {
+function chartManifest(chart: PreparedChart, sourceDateEpoch = 0): ManifestSource {
   const config = memoryBlob(Buffer.from(renderConfigJson(chart.metadata)), HELM_CONFIG);
   const layers: ResolvedBlob[] = [memoryBlob(chart.archive, HELM_CHART_LAYER)];
   if (chart.provenance) layers.push(memoryBlob(chart.provenance, HELM_PROVENANCE_LAYER));

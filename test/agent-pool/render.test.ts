@@ -3,7 +3,10 @@
 // keep secrets in files, reach KEDA's trigger through a registered placeholder, and get RBAC only
 // where deployTargets says. Values that make no sense stop the render with a message.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
 import {
   agentContainer,
   agentPodTemplates,
@@ -53,6 +56,39 @@ interface ScaledJobSpec {
   rollout: { strategy: string };
   jobTargetRef: { parallelism: number; completions: number; backoffLimit: number; template: PodTemplate };
   triggers: Trigger[];
+}
+
+/** Values whose content is free-form (maps of labels, resources, a volume source): documented as one. */
+const FREE_FORM_VALUES = new Set(['resources', 'helperResources', 'podLabels', 'podAnnotations', 'nodeSelector', 'affinity', 'networkPolicy.dns.podLabels', 'serviceAccount.annotations', 'caches.volume']);
+
+/** Dotted paths of values.yaml's leaves (lists and free-form maps count as one). */
+function valuePaths(values: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(values).flatMap(([key, value]) => {
+    const name = `${prefix}${key}`;
+    const isMap = typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length > 0;
+    return isMap && !FREE_FORM_VALUES.has(name) ? valuePaths(value as Record<string, unknown>, `${name}.`) : [name];
+  });
+}
+
+/**
+ * Value names in the first column of the README's tables, spelled out: `a.{b,c}` is a.b and a.c;
+ * after `a.b.c`, `.d` is a.b.d and a bare `d` is a.b.d too (`scaledJob.minReplicaCount`, `maxReplicaCount`).
+ */
+function documentedValues(readme: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of readme.split('\n')) {
+    const firstCell = /^\|([^|]+)\|/.exec(line)?.[1];
+    if (!firstCell) continue;
+    let previous = '';
+    for (const [, token] of firstCell.matchAll(/`([^`]+)`/g)) {
+      const parent = previous.includes('.') ? previous.slice(0, previous.lastIndexOf('.')) : '';
+      const full = token.startsWith('.') ? `${parent}${token}` : !token.includes('.') && !token.includes('[') && parent ? `${parent}.${token}` : token;
+      const braces = /^(.*)\{([^}]+)\}$/.exec(full);
+      for (const name of braces ? braces[2].split(',').map((part) => `${braces[1]}${part.trim()}`) : [full]) names.add(name);
+      previous = braces ? `${braces[1]}x` : full;
+    }
+  }
+  return names;
 }
 
 /** Whether every label of `selector` is on the pod. */
@@ -553,5 +589,17 @@ void describe('agent pool chart: render', () => {
     for (const mode of ['scaledJob', 'persistent']) {
       await helm.render([await helm.valuesFile({ ...VALID_BASE, mode, global: { imageRegistry: 'x' }, profiles: [{ name: 'default' }, builds, { name: 'linux', capabilities: { 'agent.kind': 'linux' }, demands: ['agent.kind -equals Linux', 'Agent.OS -equals Linux'] }] })]);
     }
+  });
+  void it('documents every value of values.yaml, and every profile field, in the chart README\'s tables', async () => {
+    const readme = await readFile(path.join(CHART_DIR, 'README.md'), 'utf8');
+    const documented = documentedValues(readme);
+    const values = parse(await readFile(path.join(CHART_DIR, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+    const missing = valuePaths(values).filter((name) => !documented.has(name));
+    assert.deepEqual(missing, [], 'values missing from the README tables');
+    const schema = JSON.parse(await readFile(path.join(CHART_DIR, 'values.schema.json'), 'utf8')) as { properties: { profiles: { items: { properties: Record<string, unknown> } } } };
+    const profileFields = Object.keys(schema.properties.profiles.items.properties).map((field) => `profiles[].${field}`);
+    assert.deepEqual(profileFields.filter((name) => !documented.has(name)), [], 'profile fields missing from the README');
+    const unknown = [...documented].filter((name) => !name.startsWith('profiles[].') && !valuePaths(values).some((value) => value === name || value.startsWith(`${name}.`)));
+    assert.deepEqual(unknown, [], 'the README documents values that do not exist');
   });
 });

@@ -99,3 +99,6 @@ echo "install-test-tools: helm $HELM_VERSION and oras $ORAS_VERSION are in $bin_
 
 # The Kubernetes control plane (kube-apiserver, kube-controller-manager, etcd, kubectl) for the deploy and chart tests.
 bash "$(dirname "${BASH_SOURCE[0]}")/install-kube-tools.sh"
+
+# The KEDA operator, run out of cluster by the agent pool chart's autoscaling tests.
+bash "$(dirname "${BASH_SOURCE[0]}")/install-keda-operator.sh"

@@ -26,11 +26,11 @@ flock 9
 
 keda_version=$(cd "$wrapper_dir" && go list -m -f '{{.Version}}' "$KEDA_MODULE")
 
-# `go version -m` prints a binary's module build information: one `dep <module> <version> <sum>` line
-# per dependency, KEDA's among them.
+# `go version -m` prints a binary's module build information; the module holding the main package
+# (KEDA's, here) is on the `mod <module> <version> <sum>` line.
 built_version() {
   [[ -x $binary ]] || return 0
-  go version -m "$binary" 2>/dev/null | awk -v module="$KEDA_MODULE" '$1 == "dep" && $2 == module { print $3 }'
+  go version -m "$binary" 2>/dev/null | awk -v module="$KEDA_MODULE" '$1 == "mod" && $2 == module { print $3 }'
 }
 
 if [[ $(built_version) == "$keda_version" ]]; then

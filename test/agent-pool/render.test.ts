@@ -528,7 +528,8 @@ void describe('agent pool chart: render', () => {
           assert.equal(env.npm_config_cache, undefined, `${file}: ${owner.kind}/${owner.metadata.name}`);
           continue;
         }
-        const { name: _name, ...source } = cacheVolume ?? assert.fail(`${file}: no cache volume`);
+        const source: Record<string, unknown> = { ...(cacheVolume ?? assert.fail(`${file}: no cache volume`)) };
+        delete source.name;
         assert.deepEqual(source, values.caches.volume, file);
         const mount = container.volumeMounts?.find((candidate) => candidate.name === 'caches');
         assert.equal(mount?.mountPath, '/azp/cache', file);

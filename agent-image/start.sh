@@ -320,6 +320,10 @@ run_cleanup() {
     exit 1
   fi
   agents=$(devops_api GET "$AZP_URL/_apis/distributedtask/pools/$pool_id/agents?includeAssignedRequest=true&api-version=7.1") || exit 1
+  if ! jq -e '.value | type == "array"' <<<"$agents" >/dev/null 2>&1; then
+    log "cleanup: the agent list of pool '$AZP_POOL' is not the JSON Azure DevOps sends (a proxy's page?): nothing removed"
+    exit 1
+  fi
   while IFS=$'\t' read -r kind id name since; do
     case $kind in
       unreadable)
@@ -335,7 +339,7 @@ run_cleanup() {
         ;;
     esac
   done < <(select_stale_agents "$agents")
-  log "cleanup: removed $removed agents$( ((failed == 0)) || printf '; %d could not be removed' "$failed")"
+  log "cleanup: $removed $( ((removed == 1)) && echo agent || echo agents) removed$( ((failed == 0)) || printf ', %d could not be' "$failed")"
   ((failed == 0)) || exit 1
   exit 0
 }

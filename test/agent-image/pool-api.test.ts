@@ -108,7 +108,7 @@ void describe('start.sh against the Azure DevOps agent pool API', () => {
     for (const name of expected.removed) {
       assert.match(exit.stderr, new RegExp(`^start\\.sh: cleanup: removed agent '${name}' \\(id ${idsBefore.get(name)}\\), offline since \\d{4}-\\d\\d-\\d\\dT`, 'm'));
     }
-    assert.match(exit.stderr, /^start\.sh: cleanup: removed 3 agents$/m);
+    assert.match(exit.stderr, /^start\.sh: cleanup: 3 agents removed$/m);
     assert.ok(!exit.stderr.includes(pat), 'the PAT is in the log');
     // Nothing was registered: cleanup runs no agent.
     assert.deepEqual(await sandbox.configRecords(), []);

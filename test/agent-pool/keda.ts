@@ -50,7 +50,8 @@ export async function startKedaOperator(cluster: ControlPlane, options: { dir: s
   });
   await cluster.createNamespace(KEDA_NAMESPACE);
   await cluster.createServiceAccount(KEDA_NAMESPACE, 'keda-operator');
-  await cluster.kubectl(['apply', `--filename=${path.join(options.crdDir, 'rbac')}`]);
+  // scripts/fetch-keda-crds.sh puts KEDA's RBAC of the same release in .cache/keda-rbac/<version>.
+  await cluster.kubectl(['apply', `--filename=${path.join(options.crdDir, '..', '..', 'keda-rbac', path.basename(options.crdDir))}`]);
   const kubeconfig = await cluster.kubeconfigFor({ token: await cluster.mintServiceAccountToken(KEDA_NAMESPACE, 'keda-operator') });
 
   // The gRPC metrics service (for KEDA's metrics adapter, unused here) serves TLS from this folder.

@@ -51,16 +51,23 @@ function existingSecret(values: ScenarioValues, namespace: string): Record<strin
   return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, type: 'Opaque', stringData };
 }
 
-/** A Pod for each rendered pod template, so Pod Security admission judges what controllers would create. */
+/**
+ * A Pod for each rendered pod template, so Pod Security admission judges what controllers would
+ * create; a StatefulSet's pods also get a volume per claim template, as its controller adds them.
+ */
 function templateProbes(objects: KubeObject[], namespace: string): KubeObject[] {
   return podTemplates(objects)
     .filter(({ owner }) => owner.kind !== 'Pod')
-    .map(({ owner, template }) => ({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: `${owner.metadata.name}-${owner.kind.toLowerCase()}-probe`, namespace, labels: template.metadata.labels, annotations: template.metadata.annotations },
-      spec: { restartPolicy: 'Never', ...template.spec },
-    }));
+    .map(({ owner, template }) => {
+      const claims = owner.kind === 'StatefulSet' ? ((owner.spec as { volumeClaimTemplates?: { metadata: { name: string } }[] }).volumeClaimTemplates ?? []) : [];
+      const claimVolumes = claims.map((claim) => ({ name: claim.metadata.name, persistentVolumeClaim: { claimName: `${claim.metadata.name}-${owner.metadata.name}-0` } }));
+      return {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `${owner.metadata.name}-${owner.kind.toLowerCase()}-probe`, namespace, labels: template.metadata.labels, annotations: template.metadata.annotations },
+        spec: { restartPolicy: 'Never', ...template.spec, volumes: [...(template.spec.volumes ?? []), ...claimVolumes] },
+      };
+    });
 }
 
 void describe('agent pool chart: helm install into the real API server', () => {
@@ -217,7 +224,7 @@ void describe('agent pool chart: helm install into the real API server', () => {
     const builds = { name: 'builds', capabilities: { 'agent.profile': 'builds' }, demands: ['agent.profile -equals builds'], maxReplicas: 1 };
     for (const mode of ['persistent', 'scaledJob'] as const) {
       const namespace = UPGRADE_NAMESPACES[mode];
-      const release = 'upgraded';
+      const release = `upgraded-${mode.toLowerCase()}`;
       await ensureNamespace(namespace);
       await cluster.admin.request('POST', `/api/v1/namespaces/${namespace}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'azp-pat' }, stringData: { pat: 'test-pat' } });
       const base = {
@@ -241,8 +248,8 @@ void describe('agent pool chart: helm install into the real API server', () => {
       assert.deepEqual(
         added,
         mode === 'persistent'
-          ? ['PersistentVolumeClaim/work-upgraded-azure-pipelines-agent-builds-0', 'PodDisruptionBudget/upgraded-azure-pipelines-agent-builds', 'StatefulSet/upgraded-azure-pipelines-agent-builds']
-          : ['ScaledJob/upgraded-azure-pipelines-agent-builds'],
+          ? [`PersistentVolumeClaim/work-${release}-azure-pipelines-agent-builds-0`, `PodDisruptionBudget/${release}-azure-pipelines-agent-builds`, `StatefulSet/${release}-azure-pipelines-agent-builds`]
+          : [`ScaledJob/${release}-azure-pipelines-agent-builds`],
         mode,
       );
       if (mode === 'persistent') {

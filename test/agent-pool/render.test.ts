@@ -131,6 +131,12 @@ void describe('agent pool chart: render', () => {
     return [...rendered.entries()];
   }
 
+  void it('defaults keda.version to the KEDA release the tests run (agent-image/versions.env)', async () => {
+    const defaults = parse(await readFile(path.join(CHART_DIR, 'values.yaml'), 'utf8')) as { keda: { version: string } };
+    const pinned = /^KEDA_VERSION=v(.+)$/m.exec(await readFile(path.join(CHART_DIR, '..', '..', 'agent-image', 'versions.env'), 'utf8'))?.[1];
+    assert.equal(defaults.keda.version, pinned);
+  });
+
   void it('lints every scenario with --strict', async () => {
     for (const file of scenarios) {
       await helm.run(['lint', '--strict', CHART_DIR, '--values', scenarioPath(file)]);

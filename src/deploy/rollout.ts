@@ -22,7 +22,7 @@ type RolloutState = { phase: 'done'; summary: string } | { phase: 'progressing';
  */
 const STUCK_CONTAINER_REASONS = new Set(['CrashLoopBackOff', 'ImagePullBackOff', 'ErrImagePull', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
 
-export interface RolloutOptions {
+interface RolloutOptions {
   /** How long all workloads together may take. */
   timeoutMs: number;
   /** Between status reads. Default 1 s. */
@@ -30,7 +30,7 @@ export interface RolloutOptions {
   logger: Logger;
 }
 
-export class RolloutError extends UserError {}
+class RolloutError extends UserError {}
 
 /** Waits until every Deployment, StatefulSet, DaemonSet and Job in `applied` has rolled out. */
 export async function waitForRollouts(cluster: ClusterClient, applied: readonly AppliedObject[], options: RolloutOptions): Promise<void> {
@@ -233,7 +233,7 @@ export function watchUnreadyPods(cluster: ClusterClient, namespace: string, labe
   };
 }
 
-export function describePod(pod: V1Pod): string {
+function describePod(pod: V1Pod): string {
   const lines = [`pod ${pod.metadata?.name} (${pod.status?.phase ?? 'Unknown'}${pod.spec?.nodeName ? ` on ${pod.spec.nodeName}` : ', not scheduled'})`];
   for (const condition of pod.status?.conditions ?? []) {
     lines.push(`  condition ${condition.type}=${condition.status}${condition.reason ? ` ${condition.reason}` : ''}${condition.message ? `: ${condition.message}` : ''}`);

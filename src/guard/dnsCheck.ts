@@ -1,6 +1,8 @@
 // From where the task runs: do the registry's login server and data endpoints resolve to private
 // addresses? A public answer means this agent would reach the registry over the internet (or not
-// at all once public access is closed), however private the registry is (PROTOCOLS.md, ACR 6).
+// at all once public access is closed), however private the registry is
+// (https://learn.microsoft.com/azure/container-registry/container-registry-private-link: the login
+// server and every regional data endpoint need private DNS records).
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import type { Registry } from '@azure/arm-containerregistry';

@@ -97,6 +97,9 @@ export async function runTask(main: (signal: AbortSignal) => Promise<void>): Pro
     await Promise.race([work, sleep(CANCEL_GRACE_MS)]);
     exitCancelled(outcome.signal);
   }
+  // Done: a late signal gets node's default again, so nothing left open can make the process ignore it.
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   removeTaskTempDirectory();
   if (outcome.failed) {
     const { error } = outcome;

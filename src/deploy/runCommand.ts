@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import { AKS_ENTRA_SCOPE } from '../kubernetes/access.js';
 import { containerServiceClient, type AksCluster } from '../kubernetes/aks.js';
 import { zipFolder } from '../archive/zip.js';
+import { shellCommand, shellQuote } from '../shell.js';
 
 /** ARM keeps at most this much of a command's output. */
 const RUN_COMMAND_LOG_LIMIT = 512 * 1024;
@@ -90,13 +91,4 @@ export function commandScript(steps: readonly CommandStep[], diagnostics: readon
     ...steps.map((step) => `${shellCommand(step.program, step.args)} 2>${STEP_ERRORS}; status=$?; cat ${STEP_ERRORS} >&2; [ "$status" -eq 0 ] || failed ${shellQuote(step.label)}`),
   ];
   return lines.join('; ');
-}
-
-/** POSIX shell quoting of one argument, for the command line run-command takes. */
-function shellQuote(argument: string): string {
-  return /^[\w@%+=:,./-]+$/.test(argument) ? argument : `'${argument.replace(/'/g, `'\\''`)}'`;
-}
-
-export function shellCommand(program: string, args: readonly string[]): string {
-  return [program, ...args].map(shellQuote).join(' ');
 }

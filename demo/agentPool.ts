@@ -90,6 +90,7 @@ export const agentPoolStep: DemoStep = {
         summaries: [],
         maskedOutput: lines.join('\n'),
         registeredSecrets: [],
+        tempFilesLeft: [],
       } satisfies TaskRun;
     } finally {
       for (const cleanup of cleanups) await cleanup();

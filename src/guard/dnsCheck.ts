@@ -1,8 +1,9 @@
 // From where the task runs: do a resource's names resolve to private addresses? A public answer
 // means this agent would reach the resource over the internet (or not at all once public access is
 // closed), however private the resource is. One code path serves every resource: the registry
-// (login server and one data endpoint per replica region, PROTOCOLS.md ACR 6) and the Terraform
-// state account (its blob endpoint).
+// (login server and one data endpoint per replica region, each needing a private DNS record:
+// https://learn.microsoft.com/azure/container-registry/container-registry-private-link) and the
+// Terraform state account (its blob endpoint).
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import type { Registry } from '@azure/arm-containerregistry';

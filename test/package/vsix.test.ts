@@ -37,6 +37,9 @@ test('every task is in the .vsix as one bundle with its task.json, icon and task
     assert.deepEqual(Object.keys(taskJson.execution).sort(), ['Node20_1', 'Node24']);
   }
   assert.ok(entries.has('extension.vsixmanifest'));
+  // helm runs the deploy task's kubeconfig credential plug-in from the bundle: a few kB, no dependencies.
+  const plugin = entries.get('tasks/PrivateAksDeploy/kubeCredential.js');
+  assert.ok(plugin !== undefined && plugin < 8 * 1024, `tasks/PrivateAksDeploy/kubeCredential.js is ${plugin ?? 'missing'}`);
 });
 
 test('nothing from node_modules or the sources is shipped, and the package stays small', () => {

@@ -40,11 +40,7 @@ export class ConnectionError extends UserError {
  * whole timeout.
  */
 export class TimeoutError extends ConnectionError {
-  constructor(
-    message: string,
-    readonly timeout: 'connect' | 'idle',
-    readonly timeoutMs: number,
-  ) {
+  constructor(message: string) {
     super(message, true);
   }
 }

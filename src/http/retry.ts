@@ -40,7 +40,7 @@ const DEFAULT_ATTEMPTS = 5;
  * A request that stalled is tried once more and no more: each stall costs a whole timeout, and an
  * endpoint that accepted a connection and then said nothing twice is not going to answer.
  */
-export const STALLED_ATTEMPTS = 2;
+const STALLED_ATTEMPTS = 2;
 const MAX_RETRY_AFTER_MS = 60_000;
 
 /**

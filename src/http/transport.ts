@@ -28,7 +28,7 @@ export interface TransportOptions {
   connectTimeoutMs?: number;
   /**
    * Longest silence on an open connection, while sending, while waiting for the answer or in the
-   * middle of it. A stalled request is tried once more (STALLED_ATTEMPTS), so an endpoint that
+   * middle of it. A stalled request is tried once more and no more, so an endpoint that
    * accepts connections and never answers fails after about twice this. Default 60 s.
    */
   idleTimeoutMs?: number;
@@ -136,8 +136,8 @@ export class HttpTransport {
    * Runs an operation made of several requests (a resumable upload) under this transport's retry
    * policy, as one budget; its requests go out with `retry: false`, so nothing retries inside it.
    */
-  retrying<T>(what: string, operation: (attempt: RetryAttempt) => Promise<T>): Promise<T> {
-    return retry(operation, { ...this.retryPolicy, what, logger: this.logger });
+  retrying<T>(what: string, operation: (attempt: RetryAttempt) => Promise<T>, isRetryable?: (error: unknown) => boolean): Promise<T> {
+    return retry(operation, { ...this.retryPolicy, what, logger: this.logger, isRetryable });
   }
 
   close(): Promise<void> {
@@ -193,7 +193,7 @@ export class HttpTransport {
       };
       request.once('error', fail);
       request.setTimeout(this.idleTimeoutMs, () =>
-        fail(new TimeoutError(`${url.host} went silent for ${seconds(this.idleTimeoutMs)} (idle timeout)`, 'idle', this.idleTimeoutMs)),
+        fail(new TimeoutError(`${url.host} went silent for ${seconds(this.idleTimeoutMs)} (idle timeout)`)),
       );
       request.once('socket', (socket) => {
         // A kept-alive socket is connected already; a new one must be ready (TLS included) in time.
@@ -203,8 +203,6 @@ export class HttpTransport {
             fail(
               new TimeoutError(
                 `Cannot connect to ${url.host} within ${seconds(this.connectTimeoutMs)} (connect timeout): check that this agent has a network path to it (private endpoint, firewall, proxy).`,
-                'connect',
-                this.connectTimeoutMs,
               ),
             ),
           this.connectTimeoutMs,
@@ -304,7 +302,7 @@ class TunnelingAgent extends https.Agent {
     // A proxy that takes the connection and never answers CONNECT must not hold the request forever.
     tunnel.setTimeout(this.connectTimeoutMs, () =>
       tunnel.destroy(
-        new TimeoutError(`The proxy ${this.proxyUrl.host} did not open a tunnel to ${target} within ${seconds(this.connectTimeoutMs)} (connect timeout): check the agent's proxy settings.`, 'connect', this.connectTimeoutMs),
+        new TimeoutError(`The proxy ${this.proxyUrl.host} did not open a tunnel to ${target} within ${seconds(this.connectTimeoutMs)} (connect timeout): check the agent's proxy settings.`),
       ),
     );
     tunnel.once('connect', () => tunnel.setTimeout(0));

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { AuthenticationError, ContentError, HttpError, UserError } from '../errors.js';
 import { errorDetail, type HttpHeaders, type HttpRequest, type HttpResponse, type HttpTransport } from '../http/transport.js';
-import type { RetryAttempt } from '../http/retry.js';
+import { isTransient, type RetryAttempt } from '../http/retry.js';
 import type { Logger } from '../log.js';
 import { tap } from '../streams.js';
 import { parseBearerChallenge, type BearerChallenge } from './challenge.js';
@@ -126,9 +126,15 @@ export class RegistryClient {
     if (detail.startsWith('DIGEST_INVALID')) {
       return new ContentError(`The content does not match its digest while ${doing} (${detail}): the image on disk is corrupt; build or save it again.`);
     }
+    if (/^BLOB_UPLOAD_(UNKNOWN|INVALID)/.test(detail)) {
+      return new UploadLostError(`The registry ${this.host} lost the upload while ${doing} (HTTP ${response.status} ${detail}).`, response.status);
+    }
     return new HttpError(`The registry ${this.host} failed ${doing} (HTTP ${response.status}${detail ? ` ${detail}` : ''}).`, response.status);
   }
 }
+
+/** The registry no longer knows an upload (expired, or broken by an earlier request): a new one can start. */
+class UploadLostError extends HttpError {}
 
 /** One repository of the registry, under the token scopes it was opened with. */
 export class RegistryRepository {
@@ -258,6 +264,7 @@ export class RegistryRepository {
       },
     };
     try {
+      const isRetryable = (error: unknown) => isTransient(error) || error instanceof UploadLostError;
       return await this.client.options.http.retrying(`the registry ${this.client.host} (uploading ${what} to ${this.name})`, async (attempt) => {
         try {
           if (upload && attempt.number > 1) {
@@ -273,12 +280,13 @@ export class RegistryRepository {
             if (attempt.number > 1) progress.restart();
             upload = await this.start();
           }
+          countTo(upload.offset);
           return await this.send(upload, body, attempt, progress);
         } catch (error) {
           progress.rewind();
           throw error;
         }
-      });
+      }, isRetryable);
     } finally {
       body.close();
     }

@@ -25,7 +25,7 @@ function failing(...errors: Error[]) {
 test('transient failures are the network and 408, 429, 5xx; other answers and exhausted budgets are final', () => {
   const table: [unknown, boolean][] = [
     [new ConnectionError('reset', true), true],
-    [new TimeoutError('stalled', 'idle', 1000), true],
+    [new TimeoutError('stalled'), true],
     [new ConnectionError('untrusted certificate', false), false],
     [new HttpError('timeout', 408), true],
     [new HttpError('throttled', 429), true],
@@ -96,7 +96,7 @@ test('an operation inside another one does not multiply the budget: its exhauste
 
 test('a stall is retried once: a second one ends the operation', async () => {
   const logger = recordingLogger();
-  const stall = () => new TimeoutError('registry.test went silent for 2 s (idle timeout)', 'idle', 2000);
+  const stall = () => new TimeoutError('registry.test went silent for 2 s (idle timeout)');
   const stalling = failing(stall(), stall(), stall());
   await assert.rejects(retry(stalling, { what: 'registry.test (GET /v2/)', baseDelayMs: 1, logger }), /after 2 attempts .*went silent for 2 s \(idle timeout\)/);
   assert.equal(stalling.calls, 2);

@@ -461,7 +461,7 @@ describe('tokens and budgets', () => {
 
 describe('a flaky path still delivers identical content', () => {
   /** Pushes through the armed faults and checks each fired, the content arrived whole, and the expired token was re-minted. */
-  async function pushThroughFaults(imagePath: string, repository: string, faults: InjectedFault[], expectedDigest?: string): Promise<void> {
+  async function pushThroughFaults(imagePath: string, repository: string, faults: InjectedFault[], expectedDigest?: string): Promise<TaskRun> {
     const tokenRequestsBefore = env.tokenServer.requests.filter((request) => request.path === '/oauth2/token').length;
     const run = await push({ imagePath, repository });
     assertSucceeded(run);
@@ -475,6 +475,7 @@ describe('a flaky path still delivers identical content', () => {
     const tokenRequests = env.tokenServer.requests.filter((request) => request.path === '/oauth2/token').length - tokenRequestsBefore;
     assert.ok(tokenRequests >= 2, 'the expired token was minted again');
     assert.ok(run.warnings.some((warning) => /retrying in/.test(warning)));
+    return run;
   }
 
   test('layout blobs: reset mid-upload, 500 on a manifest, 429 with Retry-After, token expiring mid-push', async () => {
@@ -514,6 +515,9 @@ describe('a flaky path still delivers identical content', () => {
       env.proxy!.inject({ method: 'PATCH', kind: 'reset', afterRequestBodyBytes: 256 * 1024 }),
       env.proxy!.inject({ method: 'PATCH', nth: 2, kind: 'expiredToken' }),
     ];
-    await pushThroughFaults(path, 'team/flaky-save', faults);
+    const run = await pushThroughFaults(path, 'team/flaky-save', faults);
+    // Distribution keeps the part of a body that arrived and then refuses the upload's old state:
+    // the task asks, learns the upload is gone, and starts that layer again.
+    assert.ok(run.warnings.some((warning) => /dropped the interrupted upload to team\/flaky-save \(HTTP 404 BLOB_UPLOAD_INVALID/.test(warning)), run.warnings.join(' | '));
   });
 });

@@ -10,7 +10,7 @@ export interface PushOptions {
   client: RegistryClient;
   repository: string;
   root: ManifestSource;
-  /** Tags moved to the pushed manifest, in order, after everything else is in the registry. */
+  /** Tags moved to the pushed manifest, all or none, after everything else is in the registry. */
   tags: string[];
   /** Blobs in flight at once (HEAD, compress, upload). Default 4, as go-containerregistry. */
   concurrency?: number;

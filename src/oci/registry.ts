@@ -86,11 +86,10 @@ export class RegistryClient {
       const fresh = parseBearerChallenge(response.headers['www-authenticate']);
       if (attempt >= 2 || !fresh) {
         const reason = fresh?.error === 'insufficient_scope' ? ' (insufficient_scope)' : '';
-        const pushing = scopes.some((scope) => scope.endsWith('push'));
+        const actions = new Set(scopes.flatMap((scope) => scope.slice(scope.lastIndexOf(':') + 1).split(',')));
+        const [verb, role] = actions.has('delete') ? ['delete', 'AcrDelete'] : actions.has('push') ? ['push', 'AcrPush'] : ['pull', 'AcrPull'];
         throw new AuthenticationError(
-          pushing
-            ? `The registry ${this.host} refused ${doing}${reason}: the identity may not push there. Give it the AcrPush role on the registry (or a token with write access to the repository).`
-            : `The registry ${this.host} refused ${doing}${reason}: the identity may not pull from there. Give it the AcrPull role on the registry (or a token with read access to the repository).`,
+          `The registry ${this.host} refused ${doing}${reason}: the identity may not ${verb} there. Give it the ${role} role on the registry (or a token with ${verb} access to the repository).`,
         );
       }
       this.options.tokens.invalidate(fresh);

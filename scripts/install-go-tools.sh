@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Go-built tools the tests run into .cache/bin/, at the versions of
 # agent-image/versions.env (the list the agent image ships from): helm and oras,
-# BuildKit (buildkitd, buildctl), trivy, the Kubernetes control plane
-# (kube-apiserver, kube-controller-manager, kubectl, etcd) and the KEDA operator. Modules whose go.mod uses
-# `replace` or `exclude` build through a wrapper module under scripts/tools/<name>,
+# BuildKit (buildkitd, buildctl), trivy, the Kubernetes control plane (kube-apiserver,
+# kube-controller-manager, kubectl, etcd) and the KEDA operator. Modules whose go.mod
+# uses `replace` or `exclude` build through a wrapper module under scripts/tools/<name>,
 # whose go.mod must require the pinned version (checked here).
 # Idempotent: a binary that already reports its pinned version is kept, so a warm
 # cache costs seconds; the Go build cache makes a rebuild after a bump cheaper.
@@ -46,7 +46,37 @@ wrapper_pins() { # <wrapper dir> <module path> <version>
 }
 
 # Helm takes its version from ldflags (its Makefile does the same); without them it says only "v3.22".
-if # Kubernetes takes its version from ldflags (hack/lib/version.sh does the same for release builds);
+if [[ $(reported_version helm version --template '{{.Version}}') != "$HELM_VERSION" ]]; then
+  echo "install-go-tools: building helm $HELM_VERSION"
+  GOBIN="$bin_dir" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+fi
+
+# oras stamps its version from its module's build info, so a module build reports it unaided.
+if ! [[ $(reported_version oras version) =~ ^Version:[[:space:]]+${ORAS_VERSION#v}$ ]]; then
+  echo "install-go-tools: building oras $ORAS_VERSION"
+  GOBIN="$bin_dir" go install -trimpath -ldflags "-s -w" "oras.land/oras/cmd/oras@$ORAS_VERSION"
+fi
+
+# BuildKit's go.mod excludes two versions, so it builds through scripts/tools/buildkit; it reads its
+# version from ldflags as its release Dockerfile sets it.
+wrapper_pins buildkit github.com/moby/buildkit "$BUILDKIT_VERSION"
+if [[ $(reported_version buildctl --version) != "buildctl github.com/moby/buildkit $BUILDKIT_VERSION "* ||
+  $(reported_version buildkitd --version) != "buildkitd github.com/moby/buildkit $BUILDKIT_VERSION "* ]]; then
+  echo "install-go-tools: building buildkitd and buildctl $BUILDKIT_VERSION (about 3 minutes on a cold cache)"
+  (cd "$tools_dir/buildkit" && go build -trimpath -ldflags "-s -w -X github.com/moby/buildkit/version.Version=$BUILDKIT_VERSION" \
+    -o "$bin_dir/" github.com/moby/buildkit/cmd/buildctl github.com/moby/buildkit/cmd/buildkitd)
+fi
+
+# trivy v0.74 needs Go's JSON v2 experiment; its version comes from ldflags as in its goreleaser config.
+if [[ $(reported_version trivy --version) != "Version: ${TRIVY_VERSION#v}" ]]; then
+  echo "install-go-tools: building trivy $TRIVY_VERSION (about 6 minutes on a cold cache)"
+  GOEXPERIMENT=jsonv2 GOBIN="$bin_dir" go install -trimpath \
+    -ldflags "-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=${TRIVY_VERSION#v}" \
+    "github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION"
+fi
+
+# Kubernetes takes its version from ldflags (hack/lib/version.sh does the same for release builds);
 # without them `--version` says v0.0.0-master. k8s.io/kubernetes points its staging modules at
 # ./staging with `replace`, so it builds through scripts/tools/kube.
 wrapper_pins kube k8s.io/kubernetes "$KUBECTL_VERSION"
@@ -91,36 +121,6 @@ if [[ $(keda_built_version) != "$KEDA_VERSION" ]]; then
   echo "install-go-tools: building keda-operator $KEDA_VERSION (about 5 minutes on a cold cache)"
   (cd "$tools_dir/keda" && go build -trimpath -ldflags "-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}" \
     -o "$bin_dir/keda-operator" github.com/kedacore/keda/v2/cmd/operator)
-fi
-
-[[ $(reported_version helm version --template '{{.Version}}') != "$HELM_VERSION" ]]; then
-  echo "install-go-tools: building helm $HELM_VERSION"
-  GOBIN="$bin_dir" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-fi
-
-# oras stamps its version from its module's build info, so a module build reports it unaided.
-if ! [[ $(reported_version oras version) =~ ^Version:[[:space:]]+${ORAS_VERSION#v}$ ]]; then
-  echo "install-go-tools: building oras $ORAS_VERSION"
-  GOBIN="$bin_dir" go install -trimpath -ldflags "-s -w" "oras.land/oras/cmd/oras@$ORAS_VERSION"
-fi
-
-# BuildKit's go.mod excludes two versions, so it builds through scripts/tools/buildkit; it reads its
-# version from ldflags as its release Dockerfile sets it.
-wrapper_pins buildkit github.com/moby/buildkit "$BUILDKIT_VERSION"
-if [[ $(reported_version buildctl --version) != "buildctl github.com/moby/buildkit $BUILDKIT_VERSION "* ||
-  $(reported_version buildkitd --version) != "buildkitd github.com/moby/buildkit $BUILDKIT_VERSION "* ]]; then
-  echo "install-go-tools: building buildkitd and buildctl $BUILDKIT_VERSION (about 3 minutes on a cold cache)"
-  (cd "$tools_dir/buildkit" && go build -trimpath -ldflags "-s -w -X github.com/moby/buildkit/version.Version=$BUILDKIT_VERSION" \
-    -o "$bin_dir/" github.com/moby/buildkit/cmd/buildctl github.com/moby/buildkit/cmd/buildkitd)
-fi
-
-# trivy v0.74 needs Go's JSON v2 experiment; its version comes from ldflags as in its goreleaser config.
-if [[ $(reported_version trivy --version) != "Version: ${TRIVY_VERSION#v}" ]]; then
-  echo "install-go-tools: building trivy $TRIVY_VERSION (about 6 minutes on a cold cache)"
-  GOEXPERIMENT=jsonv2 GOBIN="$bin_dir" go install -trimpath \
-    -ldflags "-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=${TRIVY_VERSION#v}" \
-    "github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION"
 fi
 
 [[ $(reported_version helm version --template '{{.Version}}') == "$HELM_VERSION" ]] || fail "$bin_dir/helm does not report $HELM_VERSION"

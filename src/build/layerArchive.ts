@@ -1,0 +1,106 @@
+// A build layer as a reproducible tar: entries in byte order of their paths (so parents come before
+// children), numeric owners, modes as built, every mtime the same (SOURCE_DATE_EPOCH, else 0),
+// symbolic links as links, files sharing an inode as one file and hard links. Then gzip, with the
+// uncompressed digest (diff_id) and the compressed digest taken in the same streaming pass.
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ContentError } from '../errors.js';
+import { compressLayer } from '../image/compress.js';
+import { tap } from '../streams.js';
+import { tarEnd, tarHeader, tarPadding, type TarEntryHeader } from '../archive/tarWriter.js';
+import { compareNames, type FsNode, type Layer } from './filesystem.js';
+
+/** The entries of a layer in archive order, hard links pointing at the first of their group. */
+function archiveEntries(layer: Layer): { path: string; node: FsNode; linkTo?: string }[] {
+  const paths = [...layer.entries.keys()].sort(compareNames);
+  const leaders = new Map<string, string>();
+  return paths.map((path) => {
+    const node = layer.entries.get(path)!;
+    if (node.type === 'file' && node.hardLinkGroup) {
+      const leader = leaders.get(node.hardLinkGroup);
+      if (leader) return { path, node, linkTo: leader };
+      leaders.set(node.hardLinkGroup, path);
+    }
+    return { path, node };
+  });
+}
+
+/** Fetches the bytes of base-image files the layer copies, all at once per base layer. */
+export async function prepareLayerContent(layer: Layer): Promise<void> {
+  await Promise.all([...layer.entries.values()].map((node) => node.content?.prepare?.() ?? Promise.resolve()));
+}
+
+async function* tarChunks(layer: Layer, mtimeSeconds: number): AsyncGenerator<Buffer> {
+  for (const { path, node, linkTo } of archiveEntries(layer)) {
+    const name = path.slice(1);
+    const header: TarEntryHeader = { path: name, type: 'file', mode: node.mode, uid: node.uid, gid: node.gid, size: 0, mtimeSeconds };
+    if (linkTo) {
+      yield tarHeader({ ...header, type: 'hardlink', linkName: linkTo.slice(1) });
+      continue;
+    }
+    if (node.type === 'dir') {
+      yield tarHeader({ ...header, path: `${name}/`, type: 'directory' });
+      continue;
+    }
+    if (node.type === 'symlink') {
+      yield tarHeader({ ...header, type: 'symlink', linkName: node.linkTarget ?? '' });
+      continue;
+    }
+    const content = node.content;
+    const size = content?.size ?? 0;
+    yield tarHeader({ ...header, size });
+    let read = 0;
+    if (content && size > 0) {
+      for await (const chunk of content.open() as AsyncIterable<Buffer>) {
+        read += chunk.length;
+        if (read > size) break;
+        yield chunk;
+      }
+    }
+    if (read !== size) throw new ContentError(`${path} changed while the layer was written (expected ${size} bytes, read ${read}); run the build again once nothing writes to the context.`);
+    yield tarPadding(size);
+  }
+  yield tarEnd();
+}
+
+/** The layer's uncompressed tar as a stream. */
+export function layerTar(layer: Layer, mtimeSeconds: number): Readable {
+  return Readable.from(tarChunks(layer, mtimeSeconds), { objectMode: false });
+}
+
+/** Only the diff_id: cheap (hashing, no compression), used to find a layer the registry already has. */
+export async function layerDiffId(layer: Layer, mtimeSeconds: number): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of layerTar(layer, mtimeSeconds) as AsyncIterable<Buffer>) hash.update(chunk);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+export interface CompressedLayer {
+  diffId: string;
+  digest: string;
+  size: number;
+  /** The gzip bytes (private temp folder). */
+  path: string;
+}
+
+/**
+ * Writes the layer gzip-compressed to `path`, hashing the tar and the gzip bytes on the way (the
+ * push task's layer compressor: zlib on the libuv thread pool, so layers compressed at the same
+ * time use several cores; no time stamp in the gzip header, so the same layer gives the same bytes).
+ */
+export async function compressLayerTo(layer: Layer, mtimeSeconds: number, path: string, level: number): Promise<CompressedLayer> {
+  const compressing = compressLayer(layerTar(layer, mtimeSeconds), level);
+  const compressed = createHash('sha256');
+  let size = 0;
+  await pipeline(
+    compressing.stream,
+    tap((chunk) => {
+      compressed.update(chunk);
+      size += chunk.length;
+    }),
+    createWriteStream(path, { mode: 0o600 }),
+  );
+  return { diffId: compressing.diffId(), digest: `sha256:${compressed.digest('hex')}`, size, path };
+}

@@ -3,10 +3,13 @@
 // COPY/ADD becomes a reproducible layer, and the other instructions become the image config.
 // The result is what a push (or an OCI layout) needs: blobs, manifests and, for several
 // platforms, an index.
+import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 import { forEachLimited } from '../concurrency.js';
 import { InputError, UserError } from '../errors.js';
+import { writeImageLayout, type LayoutBlob } from '../image/writeLayout.js';
 import { formatBytes, type Logger } from '../log.js';
 import { renderJson, sha256Digest, type PushedBlob, type RenderedManifest } from '../oci/content.js';
 import { DOCKER_LAYER_GZIP, OCI_INDEX, OCI_MANIFEST, type Descriptor } from '../oci/mediaTypes.js';
@@ -268,4 +271,24 @@ function platformImage(stage: BuiltStage, platform: Platform, written: Map<Layer
     OCI_MANIFEST,
   );
   return { platform, config: { ...configBlob, digest: sha256Digest(configBlob.bytes) }, manifest, layers, base: stage.base };
+}
+
+/** `outputPath`: the same image as an OCI layout, base layers included (downloaded from the base's registry). */
+export async function writeAssembledLayout(image: AssembledImage, reader: ImageReader, path: string, refName?: string): Promise<void> {
+  const blobs: LayoutBlob[] = [];
+  for (const platform of image.images) {
+    const config = platform.config;
+    blobs.push({ digest: config.digest, size: config.bytes.length, open: () => Promise.resolve(Readable.from([config.bytes])) });
+    for (const layer of platform.layers) {
+      const { digest, size } = layer.descriptor;
+      if (layer.kind === 'base') blobs.push({ digest, size, open: () => reader.blob(layer.base.name, digest) });
+      else {
+        const file = image.builtLayers.get(digest)?.path;
+        if (!file) throw new UserError(`${digest} is in the registry already and was not written by this build; write outputPath on a build that starts from empty tags.`);
+        blobs.push({ digest, size, open: () => Promise.resolve(createReadStream(file)) });
+      }
+    }
+  }
+  const children = image.images.length > 1 ? image.images.map((platform) => platform.manifest) : [];
+  await writeImageLayout({ path, input: 'outputPath', root: image.root, manifests: children, blobs, refName });
 }

@@ -241,6 +241,7 @@ class Expansion {
     if (first === '{' || first === '}' || first === ':') throw new ExpansionError('syntax error: bad substitution');
     const name = this.name();
     let modifier = this.scanner.next();
+    if (modifier === EOF) throw new ExpansionError("syntax error: missing '}'");
     let written = modifier;
     if (modifier === '}') {
       const value = this.lookup(name);

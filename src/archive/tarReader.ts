@@ -17,6 +17,8 @@ export interface TarMemberHeader {
   gid: number;
   size: number;
   linkName: string;
+  /** Where the member's content starts in the (uncompressed) archive. */
+  offset: number;
 }
 
 /** Receives one member's content; `end` is awaited before the next member is read. */
@@ -70,6 +72,8 @@ export function normaliseMemberPath(name: string): string {
 class ChunkQueue {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  /** Bytes taken or streamed so far: the position in the archive. */
+  consumed = 0;
   private readonly iterator: AsyncIterator<Buffer>;
   private done = false;
 
@@ -99,6 +103,7 @@ class ChunkQueue {
     const rest = whole.subarray(bytes);
     this.chunks = rest.length > 0 ? [rest] : [];
     this.buffered = rest.length;
+    this.consumed += bytes;
     return taken;
   }
 
@@ -111,6 +116,7 @@ class ChunkQueue {
       const used = chunk.subarray(0, left);
       if (chunk.length > left) this.chunks.unshift(chunk.subarray(left));
       this.buffered -= used.length;
+      this.consumed += used.length;
       left -= used.length;
       await each(used);
     }
@@ -154,6 +160,7 @@ export async function readTarStream(stream: Readable, label: string, visit: TarV
         gid: pax.has('gid') ? Number(pax.get('gid')) : parseOctal(block.subarray(116, 124)),
         size: flag === '1' || flag === '2' || flag === '5' ? 0 : size,
         linkName: pax.get('linkpath') ?? longLink ?? cString(block.subarray(157, 257)),
+        offset: queue.consumed,
       };
       pax = new Map();
       longName = undefined;

@@ -155,6 +155,7 @@ export async function assembleImage(options: AssembleOptions): Promise<Assembled
           buildArgs: options.buildArgs,
           context: tree,
           created,
+          scratch: work,
           logger,
           resolveImage: (name, wanted, where) => resolveBaseImage(name, { reader: options.reader, platform: wanted, tempDir: work, logger, where }),
         }),

@@ -3,8 +3,10 @@
 // copied into the destination, a file copied into an existing folder by its name, parent folders
 // created with `--chown`'s owner and an octal `--chmod`, symbolic links inside folders kept as
 // links, hard links within one source kept as hard links, `--exclude` patterns.
-import { posix } from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { UserError } from '../errors.js';
 import { readTarStream, type TarMemberHeader } from '../archive/tarReader.js';
@@ -35,6 +37,8 @@ export interface CopyOperation {
   excludes?: IgnoreMatcher;
   /** ADD: a local tar archive (plain or gzip) is unpacked into the destination. */
   unpackArchives: boolean;
+  /** Private folder for unpacking archives. */
+  scratch: string;
   filesystem: StageFilesystem;
   layer: Layer;
 }
@@ -228,7 +232,7 @@ class Destination {
     const node = await source.lstat(followed);
     if (!node) throw notFound(this.operation, sourcePath);
     if (node.type === 'other') throw new UserError(`${this.operation.where}: ${sourcePath.slice(1)} in ${source.label} is a device or pipe, which a build can not copy.`);
-    if (node.type === 'file' && this.operation.unpackArchives && node.content && (await unpackIfArchive(this, node.content, sourcePath))) return;
+    if (node.type === 'file' && this.operation.unpackArchives && node.content && (await unpackIfArchive(this, node.content, sourcePath, this.operation.scratch))) return;
     if (node.type === 'dir') {
       // A folder's contents go into the destination, created if missing; an existing one keeps its owner and mode.
       await this.mkdirAll(destination);
@@ -371,7 +375,7 @@ function looksLikeTarHeader(block: Buffer): boolean {
  * ADD unpacks a local file that is a tar archive, plain or compressed (BuildKit decides by reading
  * the first member). Returns false for any other file, which is then copied as it is.
  */
-async function unpackIfArchive(destination: Destination, content: Content, sourcePath: string): Promise<boolean> {
+async function unpackIfArchive(destination: Destination, content: Content, sourcePath: string, scratch: string): Promise<boolean> {
   const head = await readHead(content, 512);
   const gzipped = head[0] === 0x1f && head[1] === 0x8b;
   const other = OTHER_COMPRESSIONS.find(([, magic]) => head.subarray(0, magic.length).equals(magic));
@@ -380,23 +384,17 @@ async function unpackIfArchive(destination: Destination, content: Content, sourc
       `ADD ${sourcePath.slice(1)}: unpacking ${other[0]} archives needs a runtime; unpack it in a script step and COPY the folder, recompress it with gzip, or use the BuildKit builder.`,
     );
   }
-  const open = () => (gzipped ? content.open().pipe(createGunzip()) : content.open());
-  const first = gzipped ? await readHead({ size: 0, open }, 512) : head;
+  const first = gzipped ? await readHead({ size: 0, open: () => content.open().pipe(createGunzip()) }, 512) : head;
   if (!looksLikeTarHeader(first)) return false;
+  // Members are read later by their offset in the uncompressed archive, kept in the private scratch folder.
+  const archive = join(scratch, `add-${++copyCalls}.tar`);
+  await pipeline(gzipped ? content.open().pipe(createGunzip()) : content.open(), createWriteStream(archive, { mode: 0o600 }));
   const members: { header: TarMemberHeader; content?: Content }[] = [];
-  await readTarStream(open(), `ADD ${sourcePath.slice(1)}`, (header) => {
-    if (header.type !== 'file') {
-      members.push({ header });
-      return undefined;
-    }
-    const chunks: Buffer[] = [];
-    return {
-      write: (chunk) => void chunks.push(Buffer.from(chunk)),
-      end: () => {
-        const data = Buffer.concat(chunks);
-        members.push({ header, content: { size: data.length, open: () => Readable.from([data]) } });
-      },
-    };
+  await readTarStream(createReadStream(archive), `ADD ${sourcePath.slice(1)}`, (header) => {
+    const size = header.size;
+    const member: Content = { size, open: () => (size > 0 ? createReadStream(archive, { start: header.offset, end: header.offset + size - 1 }) : Readable.from([])) };
+    members.push({ header, content: header.type === 'file' ? member : undefined });
+    return undefined;
   });
   await destination.unpack(members);
   return true;

@@ -176,6 +176,8 @@ export interface BuildStagesOptions {
   resolveImage(name: string, platform: Platform, where: string): Promise<BaseImage>;
   /** History `created` and the image's creation time. */
   created: string;
+  /** Private scratch folder (archives that ADD unpacks). */
+  scratch: string;
   logger: Logger;
 }
 
@@ -573,6 +575,7 @@ class StageBuilder {
       chmod,
       excludes,
       unpackArchives: instruction.kind === 'add' && instruction.unpack !== false && !instruction.from,
+      scratch: this.options.scratch,
       filesystem: target,
       layer,
     });

@@ -17,7 +17,7 @@ import { formatImageName, resolveBaseImage, type BaseImage, type ImageReader } f
 import { readIgnoreFile, IgnoreMatcher } from './dockerignore.js';
 import type { Layer } from './filesystem.js';
 import { formatPlatform, hostPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig, type Platform } from './imageConfig.js';
-import { compressLayerTo, layerDiffId, prepareLayerContent, type CompressedLayer } from './layerArchive.js';
+import { compressLayerTo, layerDiffId, type CompressedLayer } from './layerArchive.js';
 import { ContextTree } from './sources.js';
 import { buildStages, planBuild, type BuildPlan, type BuiltStage } from './stages.js';
 
@@ -196,7 +196,6 @@ async function writeLayers(layers: Layer[], epoch: number, work: string, options
   const byLayer = new Map<Layer, Descriptor & { file?: string }>();
   const byDigest = new Map<string, CompressedLayer>();
   const started = Date.now();
-  await Promise.all(layers.map(prepareLayerContent));
   const hashFirst = layers.length > 0 && (options.knownLayer !== undefined || options.platforms.length > 1);
   const diffIds = new Map<Layer, string>();
   if (hashFirst) await forEachLimited(layers, options.concurrency ?? 4, async (layer) => void diffIds.set(layer, await layerDiffId(layer, epoch)));

@@ -1,20 +1,20 @@
 // Base images: the FROM name parsed as Docker parses it, the manifest for the build's platform and
 // the image config, read from the registry. The base's files are read only when a question about
 // them decides the result (a COPY destination that may be an existing folder, an owner name to
-// look up in /etc/passwd, COPY --from an image): then its layers are downloaded once, their tar
-// headers indexed, and the contents of the few files needed kept in a private temp folder.
-import { createHash } from 'node:crypto';
+// look up in /etc/passwd, COPY --from an image): then its layers are downloaded once into a
+// private temp folder, decompressed, and indexed by their tar headers; file contents are read from
+// there by offset.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, open } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import type { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { forEachLimited } from '../concurrency.js';
 import { ContentError, UserError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { formatBytes } from '../log.js';
-import { readTarStream, type TarMemberHeader } from '../archive/tarReader.js';
+import { fileSource, readTarEntries } from '../archive/tar.js';
 import type { RenderedManifest } from '../oci/content.js';
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, isIndexMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../oci/mediaTypes.js';
 import { childPath, compareNames, parentOf, type BaseFiles, type FsNode } from './filesystem.js';
@@ -151,23 +151,11 @@ export async function resolveBaseImage(text: string, options: ResolveBaseOptions
   return { name, digest: manifestBytes.digest, manifest, manifestMediaType: manifestBytes.mediaType, config, files };
 }
 
-interface IndexedFile {
-  node: FsNode;
-  /** The layer whose tar holds the bytes, and the member's path there. */
-  layer: number;
-  member: string;
-}
-
 /** A base image's files, read from its layers the first time a question needs them. */
 export class RemoteBaseFiles implements BaseFiles {
-  private entries?: Map<string, IndexedFile>;
-  private children_?: Map<string, Set<string>>;
+  private entries?: Map<string, FsNode>;
+  private folders?: Map<string, Set<string>>;
   private loading?: Promise<void>;
-  private scratch?: Promise<string>;
-  private scratchPath?: string;
-  private readonly extracted = new Map<string, Promise<void>>();
-  private readonly queued = new Map<number, Map<string, { resolve: () => void; reject: (error: unknown) => void }>>();
-  private flushing?: Promise<void>;
 
   constructor(
     private readonly name: ImageName,
@@ -182,12 +170,12 @@ export class RemoteBaseFiles implements BaseFiles {
   async node(path: string): Promise<FsNode | undefined> {
     await this.load();
     if (path === '/') return { type: 'dir', mode: 0o755, uid: 0, gid: 0 };
-    return this.entries!.get(path)?.node;
+    return this.entries!.get(path);
   }
 
   async children(path: string): Promise<string[]> {
     await this.load();
-    return [...(this.children_!.get(path) ?? [])].sort(compareNames);
+    return [...(this.folders!.get(path) ?? [])].sort(compareNames);
   }
 
   private load(): Promise<void> {
@@ -198,143 +186,84 @@ export class RemoteBaseFiles implements BaseFiles {
     return this.loading;
   }
 
-  private layerStream(index: number, raw: Readable): Readable {
-    const mediaType = this.layers[index].mediaType;
-    if (/zstd/.test(mediaType)) {
-      raw.destroy();
+  /** Downloads and decompresses one layer into the private scratch folder (0600). */
+  private async fetchLayer(index: number, folder: string): Promise<string> {
+    const layer = this.layers[index];
+    if (/zstd/.test(layer.mediaType)) {
       throw new UserError(`The base image ${formatImageName(this.name)} has zstd-compressed layers, which this builder cannot read; use a gzip-compressed base.`);
     }
-    return /gzip/.test(mediaType) ? raw.pipe(createGunzip()) : raw;
+    const raw = await this.options.reader.blob(this.name, layer.digest);
+    const path = join(folder, `layer-${index}.tar`);
+    await pipeline(/gzip/.test(layer.mediaType) ? raw.pipe(createGunzip()) : raw, createWriteStream(path, { mode: 0o600 })).catch((error: Error) => {
+      throw new ContentError(`Layer ${index + 1} of ${formatImageName(this.name)} could not be read (${error.message}).`);
+    });
+    return path;
   }
 
   private async index(): Promise<void> {
     const label = formatImageName(this.name);
     const total = this.layers.reduce((sum, layer) => sum + layer.size, 0);
-    this.options.logger.info(`${this.options.where}: reading the file list of ${label} (${this.layers.length} layers, ${formatBytes(total)}) to follow BuildKit exactly here`);
-    const perLayer: TarMemberHeader[][] = this.layers.map(() => []);
-    await forEachLimited([...this.layers.keys()], 4, async (index) => {
-      const stream = this.layerStream(index, await this.options.reader.blob(this.name, this.layers[index].digest));
-      await readTarStream(stream, `layer ${index + 1} of ${label}`, (header) => {
-        perLayer[index].push(header);
-        return undefined;
-      });
-    });
-    const entries = new Map<string, IndexedFile>();
-    const children = new Map<string, Set<string>>();
+    this.options.logger.info(`${this.options.where}: reading the files of ${label} (${this.layers.length} layers, ${formatBytes(total)}), as this build depends on them`);
+    const folder = await mkdtemp(join(this.options.tempDir, 'base-'));
+    const files: string[] = [];
+    await forEachLimited([...this.layers.keys()], 4, async (index) => void (files[index] = await this.fetchLayer(index, folder)));
+    const entries = new Map<string, FsNode>();
+    const folders = new Map<string, Set<string>>();
     const remove = (path: string) => {
       entries.delete(path);
-      children.get(parentOf(path))?.delete(posix.basename(path));
+      folders.get(parentOf(path))?.delete(posix.basename(path));
       const prefix = `${path}/`;
       for (const key of [...entries.keys()]) if (key.startsWith(prefix)) entries.delete(key);
-      for (const key of [...children.keys()]) if (key === path || key.startsWith(prefix)) children.delete(key);
+      for (const key of [...folders.keys()]) if (key === path || key.startsWith(prefix)) folders.delete(key);
     };
-    perLayer.forEach((headers, layer) => {
-      // Whiteouts (image-spec layer.md) remove what lower layers hold before this layer's files land.
-      for (const header of headers) {
-        const base = posix.basename(header.path);
-        if (!base.startsWith('.wh.')) continue;
-        const dir = `/${posix.dirname(header.path)}`.replace(/^\/\.$/, '/');
-        if (base === '.wh..wh..opq') for (const name of [...(children.get(dir) ?? [])]) remove(childPath(dir, name));
-        else remove(childPath(dir, base.slice(4)));
+    const add = (path: string, node: FsNode) => {
+      const existing = entries.get(path);
+      if (existing?.type === 'dir' && node.type !== 'dir') remove(path);
+      entries.set(path, node);
+      for (let child = path; child !== '/'; child = parentOf(child)) {
+        const parent = parentOf(child);
+        let names = folders.get(parent);
+        if (!names) folders.set(parent, (names = new Set()));
+        names.add(posix.basename(child));
       }
-      for (const header of headers) {
-        if (posix.basename(header.path).startsWith('.wh.') || header.path === '' || header.type === 'other') continue;
-        const path = `/${header.path}`;
-        let entry: IndexedFile;
-        if (header.type === 'hardlink') {
-          const target = entries.get(`/${header.linkName.replace(/^\/+/, '')}`);
-          if (!target) continue;
-          target.node.hardLinkGroup ??= `${label}:${target.member}`;
-          entry = target;
-        } else {
-          const type = header.type === 'directory' ? 'dir' : header.type === 'symlink' ? 'symlink' : 'file';
-          const node: FsNode = { type, mode: header.mode, uid: header.uid, gid: header.gid };
-          if (type === 'symlink') node.linkTarget = header.linkName;
-          entry = { node, layer, member: header.path };
-          if (type === 'file') node.content = this.contentOf(path, entry, header.size);
-        }
-        const existing = entries.get(path);
-        if (existing && existing.node.type === 'dir' && entry.node.type !== 'dir') remove(path);
-        entries.set(path, entry);
-        for (let child = path; child !== '/'; child = parentOf(child)) {
-          const parent = parentOf(child);
-          let names = children.get(parent);
-          if (!names) children.set(parent, (names = new Set()));
-          names.add(posix.basename(child));
-        }
-      }
-    });
-    this.entries = entries;
-    this.children_ = children;
-  }
-
-  private contentOf(path: string, entry: IndexedFile, size: number) {
-    return {
-      size,
-      prepare: () => this.extract(entry),
-      open: () => {
-        if (!this.scratchPath || !this.extracted.has(keyOf(entry))) throw new Error(`${path} of ${formatImageName(this.name)} was read before it was fetched`);
-        return createReadStream(join(this.scratchPath, fileName(entry)));
-      },
     };
-  }
-
-  /**
-   * Keeps a member's bytes in a private folder (files 0600). Requests made together are served
-   * by one download of each layer involved.
-   */
-  private extract(entry: IndexedFile): Promise<void> {
-    const key = keyOf(entry);
-    let pending = this.extracted.get(key);
-    if (!pending) {
-      pending = new Promise<void>((resolve, reject) => {
-        let members = this.queued.get(entry.layer);
-        if (!members) this.queued.set(entry.layer, (members = new Map<string, { resolve: () => void; reject: (error: unknown) => void }>()));
-        members.set(entry.member, { resolve, reject });
-      });
-      this.extracted.set(key, pending);
-      this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
+    for (const [index, file] of files.entries()) {
+      const handle = await open(file, 'r');
+      try {
+        const members = [...readTarEntries(fileSource(handle.fd, (await handle.stat()).size), `layer ${index + 1} of ${label}`)].map((entry) => ({
+          ...entry,
+          path: `/${entry.name}`.replace(/\/+$/, '').replace(/^\/(\.\/)+/, '/').replace(/\/\.$/, '') || '/',
+        }));
+        // Whiteouts (image-spec layer.md) remove what lower layers hold before this layer's files land.
+        for (const member of members) {
+          const base = posix.basename(member.path);
+          if (!base.startsWith('.wh.')) continue;
+          const dir = parentOf(member.path);
+          if (base === '.wh..wh..opq') for (const name of [...(folders.get(dir) ?? [])]) remove(childPath(dir, name));
+          else remove(childPath(dir, base.slice(4)));
+        }
+        for (const member of members) {
+          if (member.path === '/' || posix.basename(member.path).startsWith('.wh.') || member.type === 'other') continue;
+          if (member.type === 'hardlink') {
+            const target = entries.get(`/${member.linkName}`.replace(/^\/(\.\/)+/, '/'));
+            if (target?.type !== 'file') continue;
+            target.hardLinkGroup ??= `${label}:${member.linkName}`;
+            add(member.path, { ...target });
+            continue;
+          }
+          const node: FsNode = { type: member.type === 'directory' ? 'dir' : member.type === 'symlink' ? 'symlink' : 'file', mode: member.mode & 0o7777, uid: member.uid, gid: member.gid };
+          if (member.type === 'symlink') node.linkTarget = member.linkName;
+          if (member.type === 'file') {
+            const { dataOffset, size } = member;
+            node.content = { size, open: () => (size > 0 ? createReadStream(file, { start: dataOffset, end: dataOffset + size - 1 }) : Readable.from([])) };
+          }
+          add(member.path, node);
+        }
+      } finally {
+        await handle.close();
+      }
     }
-    return pending;
+    this.entries = entries;
+    this.folders = folders;
   }
-
-  private async flush(): Promise<void> {
-    this.flushing = undefined;
-    const batch = [...this.queued];
-    this.queued.clear();
-    this.scratch ??= mkdtemp(join(this.options.tempDir, 'base-files-')).then((path) => (this.scratchPath = path));
-    const folder = await this.scratch;
-    await Promise.all(
-      batch.map(async ([layer, members]) => {
-        try {
-          const stream = this.layerStream(layer, await this.options.reader.blob(this.name, this.layers[layer].digest));
-          await readTarStream(stream, `layer ${layer + 1} of ${formatImageName(this.name)}`, (header) => {
-            if (header.type !== 'file' || !members.has(header.path)) return undefined;
-            const out = createWriteStream(join(folder, fileName({ layer, member: header.path })), { mode: 0o600 });
-            const waiter = members.get(header.path)!;
-            members.delete(header.path);
-            return {
-              write: (chunk) => new Promise<void>((resolve, reject) => out.write(chunk, (error) => (error ? reject(error) : resolve()))),
-              end: async () => {
-                out.end();
-                await finished(out);
-                waiter.resolve();
-              },
-            };
-          });
-          for (const [member, waiter] of members) waiter.reject(new ContentError(`${member} is missing from layer ${layer + 1} of ${formatImageName(this.name)}.`));
-        } catch (error) {
-          for (const waiter of members.values()) waiter.reject(error);
-        }
-      }),
-    );
-  }
-}
-
-function keyOf(entry: Pick<IndexedFile, 'layer' | 'member'>): string {
-  return `${entry.layer}:${entry.member}`;
-}
-
-function fileName(entry: Pick<IndexedFile, 'layer' | 'member'>): string {
-  return createHash('sha256').update(keyOf(entry)).digest('hex');
 }

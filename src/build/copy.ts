@@ -4,12 +4,13 @@
 // created with `--chown`'s owner and an octal `--chmod`, symbolic links inside folders kept as
 // links, hard links within one source kept as hard links, `--exclude` patterns.
 import { createReadStream, createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { UserError } from '../errors.js';
-import { readTarStream, type TarMemberHeader } from '../archive/tarReader.js';
+import { fileSource, readTarEntries, type TarEntryType } from '../archive/tar.js';
 import { applyChmod, createdDirectoryMode, type ChmodSpec } from './chmod.js';
 import type { IgnoreMatcher, ParentMatches } from './dockerignore.js';
 import { childPath, cleanPath, DEFAULT_DIR, parentOf, type Content, type FsNode, type Layer, type StageFilesystem } from './filesystem.js';
@@ -44,6 +45,18 @@ export interface CopyOperation {
 }
 
 let copyCalls = 0;
+
+/** A member of an archive ADD unpacks. */
+interface ArchiveMember {
+  /** Relative, normalised. */
+  path: string;
+  type: TarEntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  linkName: string;
+  content?: Content;
+}
 
 /** An excluded folder whose contents are still being looked at for files an exception brings back. */
 interface PendingDirectory {
@@ -322,11 +335,11 @@ class Destination {
   }
 
   /** ADD of a tar archive: its members land under the destination folder (moby's Untar). */
-  async unpack(members: { header: TarMemberHeader; content?: Content }[]): Promise<void> {
+  async unpack(members: ArchiveMember[]): Promise<void> {
     const destination = await this.resolve(cleanPath(this.operation.dest));
     await this.mkdirAll(destination);
     const call = `${++copyCalls}`;
-    for (const { header, content } of members) {
+    for (const { content, ...header } of members) {
       const path = cleanPath(`${destination}/${header.path}`);
       if (path === destination) continue;
       const owner = this.owner ?? { uid: header.uid, gid: header.gid };
@@ -389,13 +402,18 @@ async function unpackIfArchive(destination: Destination, content: Content, sourc
   // Members are read later by their offset in the uncompressed archive, kept in the private scratch folder.
   const archive = join(scratch, `add-${++copyCalls}.tar`);
   await pipeline(gzipped ? content.open().pipe(createGunzip()) : content.open(), createWriteStream(archive, { mode: 0o600 }));
-  const members: { header: TarMemberHeader; content?: Content }[] = [];
-  await readTarStream(createReadStream(archive), `ADD ${sourcePath.slice(1)}`, (header) => {
-    const size = header.size;
-    const member: Content = { size, open: () => (size > 0 ? createReadStream(archive, { start: header.offset, end: header.offset + size - 1 }) : Readable.from([])) };
-    members.push({ header, content: header.type === 'file' ? member : undefined });
-    return undefined;
-  });
+  const handle = await open(archive, 'r');
+  const members: ArchiveMember[] = [];
+  try {
+    for (const entry of readTarEntries(fileSource(handle.fd, (await handle.stat()).size), `ADD ${sourcePath.slice(1)}`)) {
+      const { size, dataOffset } = entry;
+      const content: Content = { size, open: () => (size > 0 ? createReadStream(archive, { start: dataOffset, end: dataOffset + size - 1 }) : Readable.from([])) };
+      const path = posix.normalize(entry.name).replace(/^(\.\/)+|^\/+/, '').replace(/\/$/, '');
+      members.push({ path, type: entry.type, mode: entry.mode & 0o7777, uid: entry.uid, gid: entry.gid, linkName: entry.linkName, content: entry.type === 'file' ? content : undefined });
+    }
+  } finally {
+    await handle.close();
+  }
   await destination.unpack(members);
   return true;
 }

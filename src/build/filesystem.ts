@@ -10,8 +10,6 @@ export type NodeType = 'file' | 'dir' | 'symlink';
 export interface Content {
   size: number;
   open(): Readable;
-  /** Set for bytes that must be fetched first (files of a base image). */
-  prepare?: () => Promise<void>;
 }
 
 export interface FsNode {

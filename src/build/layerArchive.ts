@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { ContentError } from '../errors.js';
 import { compressLayer } from '../image/compress.js';
 import { tap } from '../streams.js';
-import { tarEnd, tarHeader, tarPadding, type TarEntryHeader } from '../archive/tarWriter.js';
+import { TAR_END, tarHeader, tarPadding, type TarHeader } from '../archive/tar.js';
 import { compareNames, type FsNode, type Layer } from './filesystem.js';
 
 /** The entries of a layer in archive order, hard links pointing at the first of their group. */
@@ -27,21 +27,16 @@ function archiveEntries(layer: Layer): { path: string; node: FsNode; linkTo?: st
   });
 }
 
-/** Fetches the bytes of base-image files the layer copies, all at once per base layer. */
-export async function prepareLayerContent(layer: Layer): Promise<void> {
-  await Promise.all([...layer.entries.values()].map((node) => node.content?.prepare?.() ?? Promise.resolve()));
-}
-
 async function* tarChunks(layer: Layer, mtimeSeconds: number): AsyncGenerator<Buffer> {
   for (const { path, node, linkTo } of archiveEntries(layer)) {
     const name = path.slice(1);
-    const header: TarEntryHeader = { path: name, type: 'file', mode: node.mode, uid: node.uid, gid: node.gid, size: 0, mtimeSeconds };
+    const header: TarHeader = { name, type: 'file', mode: node.mode, uid: node.uid, gid: node.gid, size: 0, mtime: mtimeSeconds };
     if (linkTo) {
       yield tarHeader({ ...header, type: 'hardlink', linkName: linkTo.slice(1) });
       continue;
     }
     if (node.type === 'dir') {
-      yield tarHeader({ ...header, path: `${name}/`, type: 'directory' });
+      yield tarHeader({ ...header, name: `${name}/`, type: 'directory' });
       continue;
     }
     if (node.type === 'symlink') {
@@ -62,7 +57,7 @@ async function* tarChunks(layer: Layer, mtimeSeconds: number): AsyncGenerator<Bu
     if (read !== size) throw new ContentError(`${path} changed while the layer was written (expected ${size} bytes, read ${read}); run the build again once nothing writes to the context.`);
     yield tarPadding(size);
   }
-  yield tarEnd();
+  yield TAR_END;
 }
 
 /** The layer's uncompressed tar as a stream. */

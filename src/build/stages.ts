@@ -501,7 +501,6 @@ class StageBuilder {
     const resolved = await resolveDestination(this.filesystem, path, this.where(instruction));
     const node = await this.filesystem.node(resolved);
     if (!node?.content) throw this.fail(instruction, `'${spec}' names a user or group, but this stage has no ${path}. Use numeric ids, for example 1000:1000.`);
-    await node.content.prepare?.();
     const chunks: Buffer[] = [];
     for await (const chunk of node.content.open() as AsyncIterable<Buffer>) chunks.push(chunk);
     return Buffer.concat(chunks)

@@ -1,0 +1,13 @@
+import * as tl from 'azure-pipelines-task-lib/task.js';
+import { buildContainerImage, renderBuildSummary } from '../../src/build/buildImage.js';
+import { agentTempDirectory, agentTransportOptions, attachSummary, runTask, taskLogger, taskSecrets } from '../common/host.js';
+import { readInputs } from './inputs.js';
+
+void runTask(async () => {
+  const { auth, registry, ...inputs } = readInputs();
+  const result = await buildContainerImage({ ...inputs, host: registry, auth, transport: agentTransportOptions(), tempDir: agentTempDirectory(), logger: taskLogger, secrets: taskSecrets });
+  tl.setVariable('digest', result.digest, false, true);
+  tl.setVariable('imageRef', result.imageRef, false, true);
+  attachSummary('build-image', renderBuildSummary(result));
+  tl.setResult(tl.TaskResult.Succeeded, `Built and pushed ${result.imageRef}`);
+});

@@ -14,7 +14,7 @@ const SAMPLE_CHART = join(import.meta.dirname, '..', 'test', 'fixtures', 'charts
  * chart step pushed — pulled from the registry with Entra auth — or the sample chart folder.
  */
 export const deployStep: DemoStep = {
-  title: 'PrivateAksDeploy@1 — helm upgrade --install of the sample chart as the in-cluster agent',
+  title: 'PrivateAksDeploy@1 — helm upgrade --install of the sample chart, running the built image, as the in-cluster agent',
   async run({ env, work, outputs }) {
     const dir = join(work, 'cluster');
     await mkdir(dir);
@@ -30,7 +30,7 @@ export const deployStep: DemoStep = {
       const server = new URL(cluster.server);
       const principal = env.addServicePrincipal('pull');
       const fromRegistry = Boolean(outputs.chartRef);
-      return await runTask('PrivateAksDeploy', {
+      const run = await runTask('PrivateAksDeploy', {
         inputs: {
           connectionType: 'inCluster',
           authMode: fromRegistry ? 'serviceConnection' : 'none',
@@ -40,7 +40,8 @@ export const deployStep: DemoStep = {
           chart: outputs.chartRef || SAMPLE_CHART,
           ...(fromRegistry && outputs.chartVersion ? { chartVersion: outputs.chartVersion } : {}),
           releaseName: 'web',
-          overrides: 'replicaCount=2',
+          // The image the build step pushed, by digest (the chart writes repository:tag, and a tag may carry @digest).
+          overrides: ['replicaCount=2', ...(outputs.imageDigest ? [`image.repository=${outputs.imageRepository}`, `image.tag=$(Build.BuildId)@${outputs.imageDigest}`] : [])].join('\n'),
         },
         connections: {
           arm: {
@@ -59,6 +60,8 @@ export const deployStep: DemoStep = {
         },
         timeoutMs: 180_000,
       });
+      if (run.result === 'Succeeded') console.log(`    deployed image: ${await cluster.kubectl(['-n', 'demo', 'get', 'deployments', '-o', 'jsonpath={..containers[0].image}'])}`);
+      return run;
     } finally {
       await kubelet.stop();
       await cluster.stop();

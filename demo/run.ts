@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAcrEnvironment, type AcrEnvironment } from '../test/env/environment.js';
 import type { TaskRun } from '../test/support/taskRunner.js';
+import { buildImageStep } from './buildImage.js';
 import { deployStep } from './deploy.js';
 import { guardStep } from './guard.js';
 import { pushChartStep } from './pushChart.js';
@@ -20,7 +21,7 @@ export interface DemoContext {
 
 export type DemoStep = { title: string; run(context: DemoContext): Promise<TaskRun> };
 
-const steps: DemoStep[] = [pushImageStep, pushChartStep, guardStep, deployStep];
+const steps: DemoStep[] = [buildImageStep, pushImageStep, pushChartStep, guardStep, deployStep];
 
 /** The task's own log lines, without the agent's logging commands. */
 export function printRun(run: TaskRun): void {

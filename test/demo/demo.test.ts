@@ -11,7 +11,11 @@ const ROOT = join(import.meta.dirname, '..', '..');
 test('npm run demo runs every task to success', async () => {
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'demo', 'run.ts')], { cwd: ROOT, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
   const steps = [...stdout.matchAll(/^\[(\d+)\/(\d+)\] (\S+)/gm)].map((match) => match[3]);
-  assert.deepEqual(steps, ['PrivateAcrPushImage@1', 'PrivateAcrPushChart@1', 'PrivateLinkGuard@1', 'PrivateAksDeploy@1']);
+  assert.deepEqual(steps, ['PrivateAcrBuildImage@1', 'PrivateAcrPushImage@1', 'PrivateAcrPushChart@1', 'PrivateLinkGuard@1', 'PrivateAksDeploy@1']);
   assert.equal([...stdout.matchAll(/^ {4}result: (Succeeded|SucceededWithIssues)\b/gm)].length, steps.length, stdout);
   assert.match(stdout, /All steps succeeded\.$/m);
+  // The deployment runs the image the build step built, by its digest.
+  const built = /^ {4}output digest = (sha256:[a-f0-9]{64})$/m.exec(stdout)?.[1];
+  assert.ok(built, stdout);
+  assert.match(stdout, new RegExp(`^ {4}deployed image: \\S+/demo/web:4711@${built}`, 'm'));
 });

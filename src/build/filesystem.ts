@@ -10,6 +10,8 @@ export type NodeType = 'file' | 'dir' | 'symlink';
 export interface Content {
   size: number;
   open(): Readable;
+  /** The whole content at once, where that is cheaper than a stream (small files). */
+  read?(): Promise<Buffer>;
 }
 
 export interface FsNode {

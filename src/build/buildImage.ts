@@ -58,6 +58,8 @@ export interface BuildContainerImageOptions extends RegistrySessionOptions {
   tempDir: string;
   /** Layers compressed and blobs uploaded at once. Default 4. */
   concurrency?: number;
+  /** Where diff_ids of earlier builds are remembered (a folder that outlives the job). Default: nowhere. */
+  cacheFile?: string;
 }
 
 export interface BuildContainerImageResult extends PushResult {
@@ -97,6 +99,7 @@ export async function buildContainerImage(options: BuildContainerImageOptions): 
       logger,
       concurrency: options.concurrency,
       knownLayer: tagged && (async (diffId) => (await tagged).get(diffId)),
+      cacheFile: options.cacheFile,
     });
     try {
       checkBaseRegistries(built, options.host);

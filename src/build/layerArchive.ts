@@ -109,6 +109,21 @@ async function* tarChunks(layer: Layer, mtimeSeconds: number): AsyncGenerator<Bu
   yield flush();
 }
 
+/**
+ * A key for the layer's tar computed from metadata alone — every entry as archived, and for files
+ * the identity of their bytes — or undefined when some file's identity is unknown. Two layers with
+ * the same key have the same tar, so a diff_id found once need not be computed again.
+ */
+export function layerFingerprint(layer: Layer, mtimeSeconds: number): string | undefined {
+  const hash = createHash('sha256').update(`${mtimeSeconds}\n`);
+  for (const { path, node, linkTo } of archiveEntries(layer)) {
+    const identity = node.type === 'file' && !linkTo ? node.content?.identity ?? (node.content?.size ? undefined : 'empty') : '';
+    if (identity === undefined) return undefined;
+    hash.update(JSON.stringify([path, node.type, node.mode, node.uid, node.gid, node.linkTarget ?? '', linkTo ?? '', identity]));
+  }
+  return hash.digest('hex');
+}
+
 /** The layer's uncompressed tar as a stream. */
 export function layerTar(layer: Layer, mtimeSeconds: number): Readable {
   return Readable.from(tarChunks(layer, mtimeSeconds), { objectMode: false });

@@ -3,7 +3,7 @@
 // or image (`COPY --from`). Nothing outside the context folder is ever read: a symbolic link that
 // would lead out of it fails the build.
 import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type Dirent } from 'node:fs';
-import { join, posix } from 'node:path';
+import { posix } from 'node:path';
 import { UserError } from '../errors.js';
 import type { IgnoreMatcher, ParentMatches } from './dockerignore.js';
 import { childPath, compareNames, parentOf, type Content, type StageFilesystem } from './filesystem.js';
@@ -107,8 +107,9 @@ export class ContextTree implements SourceTree {
     private readonly ignore: IgnoreMatcher,
   ) {}
 
+  /** `path` is clean and absolute within the context (`/a/b`). */
   private onDisk(path: string): string {
-    return join(this.root, ...path.split('/').filter(Boolean));
+    return path === '/' ? this.root : this.root + path;
   }
 
   /** The `.dockerignore` verdict of a path relative to the context (`a/b`), computed down from the root. */
@@ -149,7 +150,7 @@ export class ContextTree implements SourceTree {
   }
 
   private async present(path: string, isDirectory: boolean): Promise<boolean> {
-    if (path === '/') return true;
+    if (path === '/' || this.ignore.empty) return true;
     const relative = path.slice(1);
     const verdict = this.verdict(relative);
     if (!verdict.excluded) return true;
@@ -167,7 +168,12 @@ export class ContextTree implements SourceTree {
     if (info.isSymbolicLink()) return { type: 'symlink', mode: 0o777, uid: 0, gid: 0, linkTarget: readlinkSync(file) };
     if (info.isFile()) {
       const size = info.size;
-      const content = { size, open: () => createReadStream(file, { highWaterMark: Math.max(64 * 1024, Math.min(size, 1024 * 1024)) }), read: () => Promise.resolve(readFileSync(file)) };
+      const content = {
+        size,
+        open: () => createReadStream(file, { highWaterMark: Math.max(64 * 1024, Math.min(size, 1024 * 1024)) }),
+        read: () => Promise.resolve(readFileSync(file)),
+        identity: `${info.dev}:${info.ino}:${size}:${info.mtimeMs}:${info.ctimeMs}`,
+      };
       return { type: 'file', mode, uid: 0, gid: 0, inode, content };
     }
     return { type: 'other', mode, uid: 0, gid: 0 };

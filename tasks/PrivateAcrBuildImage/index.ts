@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task.js';
 import { buildContainerImage, renderBuildSummary } from '../../src/build/buildImage.js';
 import { agentTempDirectory, agentTransportOptions, attachSummary, runTask, taskLogger, taskSecrets } from '../common/host.js';
@@ -5,7 +6,10 @@ import { readInputs } from './inputs.js';
 
 void runTask(async () => {
   const { auth, registry, ...inputs } = readInputs();
-  const result = await buildContainerImage({ ...inputs, host: registry, auth, transport: agentTransportOptions(), tempDir: agentTempDirectory(), logger: taskLogger, secrets: taskSecrets });
+  // The agent's work folder outlives the job on a persistent agent: a rebuild there skips reading unchanged layers.
+  const workFolder = tl.getVariable('Agent.WorkFolder');
+  const cacheFile = workFolder ? join(workFolder, '_private-acr-build', 'layer-diff-ids.json') : undefined;
+  const result = await buildContainerImage({ ...inputs, host: registry, auth, transport: agentTransportOptions(), tempDir: agentTempDirectory(), cacheFile, logger: taskLogger, secrets: taskSecrets });
   tl.setVariable('digest', result.digest, false, true);
   tl.setVariable('imageRef', result.imageRef, false, true);
   attachSummary('build-image', renderBuildSummary(result));

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -129,15 +129,31 @@ describe('builds and pushes', () => {
 
   test('a rebuild after one file changes compresses and uploads only that layer', async () => {
     const dir = await context({ Dockerfile: `FROM ${base}\nWORKDIR /app\nCOPY deps/ ./deps/\nCOPY code/ ./code/\n`, 'deps/lib.js': 'lib\n'.repeat(5000), 'code/main.js': 'v1\n' });
-    assertSucceeded(await build({ dockerfile: join(dir, 'Dockerfile'), repository: 'team/rebuilt', tags: 'latest' }));
+    // A persistent agent keeps its work folder, and with it what earlier builds learned about the layers.
+    const agentWork = await mkdtemp(join(work, 'agent-work-'));
+    const rebuild = () => build({ dockerfile: join(dir, 'Dockerfile'), repository: 'team/rebuilt', tags: 'latest' }, { variables: { 'Agent.WorkFolder': agentWork } });
+    const first = await rebuild();
+    assertSucceeded(first);
     await writeFile(join(dir, 'code/main.js'), 'v2\n');
     const before = env.proxy!.requests.length;
-    const second = await build({ dockerfile: join(dir, 'Dockerfile'), repository: 'team/rebuilt', tags: 'latest' });
+    const second = await rebuild();
     assertSucceeded(second);
     const uploads = env.proxy!.requests.slice(before).filter((request) => request.method === 'PUT' && /\/blobs\/uploads\//.test(request.path));
     assert.equal(uploads.length, 2, 'the changed layer and the new config');
     assert.match(second.maskedOutput, /COPY deps\/ \.\/deps\/: unchanged since the image the tags point at/);
     assert.match(second.maskedOutput, /Wrote 1 layer\(s\)/);
+    assert.notEqual(second.outputs.digest, first.outputs.digest);
+
+    // Same size, same modification time, other bytes: the change time still tells, and the layer is written again.
+    const stamp = new Date('2030-01-01T00:00:00Z');
+    await utimes(join(dir, 'code/main.js'), stamp, stamp);
+    const third = await rebuild();
+    await writeFile(join(dir, 'code/main.js'), 'v3\n');
+    await utimes(join(dir, 'code/main.js'), stamp, stamp);
+    const fourth = await rebuild();
+    assertSucceeded(fourth);
+    assert.match(fourth.maskedOutput, /Wrote 1 layer\(s\)/);
+    assert.notEqual(fourth.outputs.digest, third.outputs.digest);
   });
 
   test('several platforms: each from the base\'s matching manifest, into one index; outputPath holds the same image', async () => {

@@ -3,7 +3,7 @@
 // 5 MiB of code (real JavaScript files) — built and pushed cold by the bundled task, by
 // `buildah bud` + `buildah push` (vfs storage, chroot isolation, fresh storage each run) and by
 // BuildKit (`buildctl build … push=true` against a freshly started daemon). Then a rebuild after
-// one code file changes, which must upload only the code layer.
+// one code file changes, on the same agent (its work folder kept), which must upload only the code layer.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -20,6 +20,8 @@ const ROOT = join(import.meta.dirname, '..');
 const FIXTURES = join(ROOT, '.cache', 'bench', 'build');
 const MiB = 1024 * 1024;
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+/** The base's size as image sizes are quoted (its files, uncompressed); busybox brings the last 2 MiB. */
+const BASE_FILES_MIB = 80;
 const run = promisify(execFile);
 
 interface Fixtures {
@@ -31,10 +33,11 @@ interface Fixtures {
 
 /** Copies real files from `from` into `to` in sorted order until about `bytes` are there. */
 async function copyRealFiles(from: string, to: string, bytes: number): Promise<number> {
-  const { stdout } = await run('find', [from, '-type', 'f', '-size', '-4M', '-printf', '%s %p\\n'], { maxBuffer: 256 * MiB });
+  const { stdout } = await run('find', ['-H', from, '-type', 'f', '-size', '-4M', '-printf', '%s %p\\n'], { maxBuffer: 256 * MiB });
   const files = stdout
     .trim()
     .split('\n')
+    .filter(Boolean)
     .map((line) => ({ size: Number(line.slice(0, line.indexOf(' '))), path: line.slice(line.indexOf(' ') + 1) }))
     .sort((a, b) => (a.path < b.path ? -1 : 1));
   let total = 0;
@@ -50,12 +53,13 @@ async function copyRealFiles(from: string, to: string, bytes: number): Promise<n
 
 /** Written once under .cache/bench/build; the sizes are those the issue names. */
 async function fixtures(): Promise<Fixtures> {
+  await mkdir(FIXTURES, { recursive: true });
   const baseLayout = join(FIXTURES, 'base-layout');
   const context = join(FIXTURES, 'context');
   if (!existsSync(join(baseLayout, 'index.json'))) {
     await rm(baseLayout, { recursive: true, force: true });
     const shared = await mkdtemp(join(FIXTURES, 'shared-'));
-    await copyRealFiles('/usr/lib/x86_64-linux-gnu', join(shared, 'usr/lib/x86_64-linux-gnu'), 78 * MiB);
+    await copyRealFiles('/usr/lib/x86_64-linux-gnu', join(shared, 'usr/lib/x86_64-linux-gnu'), (BASE_FILES_MIB - 2) * MiB);
     const files: Record<string, string> = {};
     // The base is written by the test fixture from busybox; the shared libraries ride along as extra files.
     const { stdout } = await run('find', [shared, '-type', 'f'], { maxBuffer: 64 * MiB });
@@ -66,7 +70,7 @@ async function fixtures(): Promise<Fixtures> {
   if (!existsSync(join(context, 'Dockerfile'))) {
     await rm(context, { recursive: true, force: true });
     await mkdir(context, { recursive: true });
-    await copyRealFiles(join(ROOT, 'node_modules', '@kubernetes'), join(context, 'node_modules', '@kubernetes'), 45 * MiB);
+    await copyRealFiles(join(ROOT, 'node_modules'), join(context, 'node_modules'), 45 * MiB);
     await copyRealFiles(join(ROOT, 'node_modules', 'typescript', 'lib'), join(context, 'dist'), 5 * MiB);
     await writeFile(join(context, 'dist', 'server.js'), 'console.log("version 0");\n');
     await writeFile(
@@ -93,9 +97,11 @@ async function freshRegistry(baseLayout: string): Promise<{ env: AcrEnvironment;
   return { env, trust, base: `${env.registry.host}/bench/base:1` };
 }
 
-function ourTask(env: AcrEnvironment, context: string, base: string, tags: string) {
+/** `workFolder`: the agent's work folder, which a persistent agent keeps between jobs. */
+function ourTask(env: AcrEnvironment, context: string, base: string, tags: string, workFolder: string) {
   const principal = env.addServicePrincipal('push');
   return prepareTask('PrivateAcrBuildImage', {
+    variables: { 'Agent.WorkFolder': workFolder },
     inputs: { azureSubscription: 'arm', registry: env.registry.host, repository: 'bench/app', dockerfile: join(context, 'Dockerfile'), buildArgs: `BASE=${base}`, tags },
     connections: {
       arm: {
@@ -134,12 +140,13 @@ export async function benchBuildImage(): Promise<BenchReport[]> {
         const { env, base } = await freshRegistry(baseLayout);
         const copy = join(work, `context-${round}`);
         await cp(context, copy, { recursive: true });
+        const agentWork = await mkdtemp(join(work, 'agent-work-'));
         try {
-          const first = ourTask(env, copy, base, 'bench');
+          const first = ourTask(env, copy, base, 'bench', agentWork);
           task.push(await timed(process.execPath, [first.script], first.env));
           await rm(first.tempDir, { recursive: true, force: true });
           await appendFile(join(copy, 'dist', 'server.js'), `console.log(${JSON.stringify(createHash('sha256').update(String(round)).digest('hex'))});\n`);
-          const second = ourTask(env, copy, base, 'bench');
+          const second = ourTask(env, copy, base, 'bench', agentWork);
           const uploadsBefore = await countUploads(env.registry.logPath);
           rebuild.push(await timed(process.execPath, [second.script], second.env));
           uploadedOnRebuild.push((await countUploads(env.registry.logPath)) - uploadsBefore);
@@ -147,6 +154,7 @@ export async function benchBuildImage(): Promise<BenchReport[]> {
         } finally {
           await env.stop();
           await rm(copy, { recursive: true, force: true });
+          await rm(agentWork, { recursive: true, force: true });
         }
       }
       // buildah bud + buildah push, with empty storage.
@@ -197,15 +205,16 @@ export async function benchBuildImage(): Promise<BenchReport[]> {
     { tool: 'PrivateAcrBuildImage task (assemble)', samples: task },
     { tool: 'buildah bud + buildah push (vfs, chroot)', samples: buildah },
     { tool: 'buildctl build … push=true (fresh buildkitd)', samples: buildkit },
-    { tool: 'PrivateAcrBuildImage task, rebuild', samples: rebuild },
+    { tool: 'PrivateAcrBuildImage task, rebuild (same agent)', samples: rebuild },
   ];
   const ours = medianSeconds(figures[0]);
   const ratio = (other: ToolFigures) => ours / medianSeconds(other);
   const rebuildRatio = medianSeconds(figures[3]) / ours;
-  const baseMiB = (await sizeOf(join(baseLayout, 'blobs'))) / MiB;
+  const baseCompressed = (await sizeOf(join(baseLayout, 'blobs'))) / MiB;
+  const mib = async (path: string) => ((await sizeOf(path)) / MiB).toFixed(0);
   return [
     {
-      title: `Build and push an app image: ${baseMiB.toFixed(0)} MiB base in the registry, COPY ${((await sizeOf(join(context, 'node_modules'))) / MiB).toFixed(0)} MiB of dependencies and ${((await sizeOf(join(context, 'dist'))) / MiB).toFixed(0)} MiB of code (cold, ${RUNS} runs each)`,
+      title: `Build and push an app image: a base of ${BASE_FILES_MIB} MiB of files (${baseCompressed.toFixed(0)} MiB compressed) in the registry, COPY ${await mib(join(context, 'node_modules'))} MiB of dependencies and ${await mib(join(context, 'dist'))} MiB of code (cold, ${RUNS} runs each)`,
       figures,
       targets: [
         { claim: 'median at most 0.3x buildah bud + push', met: ratio(figures[1]) <= 0.3, detail: `task/buildah = ${ratio(figures[1]).toFixed(2)}` },

@@ -17,7 +17,8 @@ import { formatImageName, resolveBaseImage, type BaseImage, type ImageReader } f
 import { readIgnoreFile, IgnoreMatcher } from './dockerignore.js';
 import type { Layer } from './filesystem.js';
 import { formatPlatform, hostPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig, type Platform } from './imageConfig.js';
-import { compressLayerTo, layerDiffId, type CompressedLayer } from './layerArchive.js';
+import { DiffIdCache } from './diffIdCache.js';
+import { compressLayerTo, layerDiffId, layerFingerprint, type CompressedLayer } from './layerArchive.js';
 import { ContextTree } from './sources.js';
 import { buildStages, planBuild, type BuildPlan, type BuiltStage } from './stages.js';
 
@@ -46,6 +47,8 @@ export interface AssembleOptions {
   concurrency?: number;
   /** The compressed layer the target repository already holds for a diff_id, if any (rebuilds skip compressing it). */
   knownLayer?(diffId: string): Promise<PushedBlob | undefined>;
+  /** A file that remembers layers' diff_ids across builds on this agent (see DiffIdCache). Default: none. */
+  cacheFile?: string;
 }
 
 /** A layer of the result: one of the base's (already in a registry) or one this build wrote. */
@@ -182,52 +185,73 @@ export async function assembleImage(options: AssembleOptions): Promise<Assembled
   }
 }
 
+/** A layer as the image references it: compressed digest and size, diff_id, and the file when this build wrote it. */
+interface WrittenLayer {
+  mediaType: string;
+  digest: string;
+  size: number;
+  diffId: string;
+  file?: string;
+}
+
 interface WrittenLayers {
-  byLayer: Map<Layer, Descriptor & { file?: string }>;
+  byLayer: Map<Layer, WrittenLayer>;
   byDigest: Map<string, CompressedLayer>;
 }
 
 /**
  * Compresses every layer once, several at a time. When the same bytes appear twice (platforms
  * sharing a COPY) or the registry already holds them (a rebuild), the diff_id is taken first so
- * those layers are neither compressed nor uploaded again.
+ * those layers are neither compressed nor uploaded again; a layer whose files are unchanged since
+ * an earlier build on this agent (same metadata fingerprint) is not even read for that.
  */
 async function writeLayers(layers: Layer[], epoch: number, work: string, options: AssembleOptions): Promise<WrittenLayers> {
-  const byLayer = new Map<Layer, Descriptor & { file?: string }>();
+  const byLayer = new Map<Layer, WrittenLayer>();
   const byDigest = new Map<string, CompressedLayer>();
   const started = Date.now();
+  const cache = await DiffIdCache.open(options.cacheFile);
+  const fingerprints = new Map(layers.map((layer) => [layer, layerFingerprint(layer, epoch)]));
   const hashFirst = layers.length > 0 && (options.knownLayer !== undefined || options.platforms.length > 1);
-  const diffIds = new Map<Layer, string>();
-  if (hashFirst) await forEachLimited(layers, options.concurrency ?? 4, async (layer) => void diffIds.set(layer, await layerDiffId(layer, epoch)));
-  const byDiffId = new Map<string, Promise<Descriptor & { file?: string }>>();
+  // diff_ids known before compressing, and whether this run computed them (a cached one may be stale).
+  const diffIds = new Map<Layer, { diffId: string; computed: boolean }>();
+  if (hashFirst) {
+    await forEachLimited(layers, options.concurrency ?? 4, async (layer) => {
+      const cached = cache.get(fingerprints.get(layer));
+      diffIds.set(layer, cached ? { diffId: cached, computed: false } : { diffId: await layerDiffId(layer, epoch), computed: true });
+    });
+  }
+  const byDiffId = new Map<string, Promise<WrittenLayer>>();
   let reused = 0;
   await forEachLimited(layers, options.concurrency ?? 4, async (layer) => {
-    const diffId = diffIds.get(layer);
-    let pending = diffId ? byDiffId.get(diffId) : undefined;
+    const known = diffIds.get(layer);
+    let pending = known ? byDiffId.get(known.diffId) : undefined;
     if (!pending) {
-      pending = (async () => {
-        const known = diffId ? await options.knownLayer?.(diffId) : undefined;
-        if (known) {
+      pending = (async (): Promise<WrittenLayer> => {
+        const existing = known ? await options.knownLayer?.(known.diffId) : undefined;
+        if (known && existing) {
           reused++;
-          options.logger.info(`${layer.createdBy}: unchanged since the image the tags point at (${known.digest.slice(0, 19)}); not compressed or uploaded again`);
-          return { mediaType: OCI_LAYER_GZIP, digest: known.digest, size: known.size, annotations: undefined, diffId } as Descriptor & { diffId: string };
+          cache.set(fingerprints.get(layer), known.diffId);
+          options.logger.info(`${layer.createdBy}: unchanged since the image the tags point at (${existing.digest.slice(0, 19)}); not compressed or uploaded again`);
+          return { mediaType: OCI_LAYER_GZIP, digest: existing.digest, size: existing.size, diffId: known.diffId };
         }
         const file = join(work, `layer-${byDigest.size}-${Math.random().toString(36).slice(2)}.tar.gz`);
         const compressed = await compressLayerTo(layer, epoch, file, 1);
-        if (diffId && compressed.diffId !== diffId) throw new UserError(`${layer.createdBy}: the copied files changed during the build; run it again once nothing writes to the context.`);
+        if (known?.computed && compressed.diffId !== known.diffId) throw new UserError(`${layer.createdBy}: the copied files changed during the build; run it again once nothing writes to the context.`);
+        cache.set(fingerprints.get(layer), compressed.diffId);
         byDigest.set(compressed.digest, compressed);
-        return { mediaType: OCI_LAYER_GZIP, digest: compressed.digest, size: compressed.size, file, diffId: compressed.diffId } as Descriptor & { file: string; diffId: string };
+        return { mediaType: OCI_LAYER_GZIP, digest: compressed.digest, size: compressed.size, file, diffId: compressed.diffId };
       })();
-      if (diffId) byDiffId.set(diffId, pending);
+      if (known) byDiffId.set(known.diffId, pending);
     }
     byLayer.set(layer, await pending);
   });
+  await cache.save().catch((error: Error) => options.logger.debug(`Could not save the layer cache ${options.cacheFile}: ${error.message}`));
   const total = [...byDigest.values()].reduce((sum, layer) => sum + layer.size, 0);
   options.logger.info(`Wrote ${byDigest.size} layer(s), ${formatBytes(total)} compressed, in ${((Date.now() - started) / 1000).toFixed(1)} s${reused ? `; ${reused} reused` : ''}`);
   return { byLayer, byDigest };
 }
 
-function platformImage(stage: BuiltStage, platform: Platform, written: Map<Layer, Descriptor & { file?: string; diffId?: string }>, created: string, labels: Record<string, string>): PlatformImage {
+function platformImage(stage: BuiltStage, platform: Platform, written: Map<Layer, WrittenLayer>, created: string, labels: Record<string, string>): PlatformImage {
   const baseLayers: ImageLayer[] = (stage.base?.manifest.layers ?? []).map((descriptor) => ({ kind: 'base', descriptor: baseLayerDescriptor(descriptor), base: stage.base! }));
   const builtLayers: ImageLayer[] = [];
   const diffIds = [...(stage.config.rootfs?.diff_ids ?? [])];
@@ -236,7 +260,7 @@ function platformImage(stage: BuiltStage, platform: Platform, written: Map<Layer
     const blob = layer && !layer.empty ? written.get(layer) : undefined;
     if (blob) {
       builtLayers.push({ kind: 'built', descriptor: { mediaType: blob.mediaType, digest: blob.digest, size: blob.size }, file: blob.file });
-      diffIds.push((blob as { diffId: string }).diffId);
+      diffIds.push(blob.diffId);
       history.push(entry);
     } else history.push({ ...entry, empty_layer: true });
   }

@@ -255,7 +255,11 @@ export class RemoteBaseFiles implements BaseFiles {
           if (member.type === 'symlink') node.linkTarget = member.linkName;
           if (member.type === 'file') {
             const { dataOffset, size } = member;
-            node.content = { size, open: () => (size > 0 ? createReadStream(file, { start: dataOffset, end: dataOffset + size - 1 }) : Readable.from([])) };
+            node.content = {
+              size,
+              open: () => (size > 0 ? createReadStream(file, { start: dataOffset, end: dataOffset + size - 1 }) : Readable.from([])),
+              identity: `${this.layers[index].digest}:${member.name}`,
+            };
           }
           add(member.path, node);
         }

@@ -3,6 +3,7 @@
 // copied into the destination, a file copied into an existing folder by its name, parent folders
 // created with `--chown`'s owner and an octal `--chmod`, symbolic links inside folders kept as
 // links, hard links within one source kept as hard links, `--exclude` patterns.
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, posix } from 'node:path';
@@ -325,7 +326,8 @@ class Destination {
   /** A heredoc source: a 0644 file named after its marker. */
   async copyInline(name: string, text: string): Promise<void> {
     const data = Buffer.from(text, 'utf8');
-    const node: SourceNode = { type: 'file', mode: 0o644, uid: 0, gid: 0, content: { size: data.length, open: () => Readable.from([data]) } };
+    const identity = createHash('sha256').update(data).digest('hex');
+    const node: SourceNode = { type: 'file', mode: 0o644, uid: 0, gid: 0, content: { size: data.length, open: () => Readable.from([data]), identity } };
     await this.ensureDestinationParent();
     let destination = await this.resolve(cleanPath(this.operation.dest));
     const existing = this.operation.dest.endsWith('/') ? await this.peekAsDirectory(destination) : await this.exact(destination);
@@ -407,9 +409,10 @@ async function unpackIfArchive(destination: Destination, content: Content, sourc
   try {
     for (const entry of readTarEntries(fileSource(handle.fd, (await handle.stat()).size), `ADD ${sourcePath.slice(1)}`)) {
       const { size, dataOffset } = entry;
-      const content: Content = { size, open: () => (size > 0 ? createReadStream(archive, { start: dataOffset, end: dataOffset + size - 1 }) : Readable.from([])) };
+      const identity = content.identity && `${content.identity}#${dataOffset}`;
+      const member: Content = { size, open: () => (size > 0 ? createReadStream(archive, { start: dataOffset, end: dataOffset + size - 1 }) : Readable.from([])), identity };
       const path = posix.normalize(entry.name).replace(/^(\.\/)+|^\/+/, '').replace(/\/$/, '');
-      members.push({ path, type: entry.type, mode: entry.mode & 0o7777, uid: entry.uid, gid: entry.gid, linkName: entry.linkName, content: entry.type === 'file' ? content : undefined });
+      members.push({ path, type: entry.type, mode: entry.mode & 0o7777, uid: entry.uid, gid: entry.gid, linkName: entry.linkName, content: entry.type === 'file' ? member : undefined });
     }
   } finally {
     await handle.close();

@@ -10,6 +10,13 @@ export type NodeType = 'file' | 'dir' | 'symlink';
 export interface Content {
   size: number;
   open(): Readable;
+  /** The whole content at once, where that is cheaper than a stream (small files). */
+  read?(): Promise<Buffer>;
+  /**
+   * What the bytes are, known without reading them: a file's device, inode, size, modification and
+   * change times (as BuildKit's content-hash cache keys files). Unset when unknown.
+   */
+  identity?: string;
 }
 
 export interface FsNode {

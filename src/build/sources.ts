@@ -2,9 +2,8 @@
 // applied, as BuildKit's client applies it before sending), or the file system of another stage
 // or image (`COPY --from`). Nothing outside the context folder is ever read: a symbolic link that
 // would lead out of it fails the build.
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type Dirent } from 'node:fs';
+import { posix } from 'node:path';
 import { UserError } from '../errors.js';
 import type { IgnoreMatcher, ParentMatches } from './dockerignore.js';
 import { childPath, compareNames, parentOf, type Content, type StageFilesystem } from './filesystem.js';
@@ -77,6 +76,25 @@ function escape(tree: SourceTree, path: string, link?: string, target?: string):
   return new SymlinkEscapeError(`COPY source ${path.slice(1) || '.'}: ${which} in ${tree.label} points outside it; only files inside the build context can be copied. Copy the target into the context, or make the link relative and inside it.`);
 }
 
+// The context is read with synchronous metadata calls and whole-file reads of small files: a
+// node_modules folder is thousands of tiny files, and four thread-pool hops for each (open, stat,
+// read, close) cost far more than the bytes, while compression needs that pool.
+function lstatOrNothing(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function readdirOrNothing(path: string): Dirent[] {
+  try {
+    return readdirSync(path, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+}
+
 /** The build context folder as BuildKit's client sends it: `.dockerignore` applied, owners reset to root. */
 export class ContextTree implements SourceTree {
   readonly label = 'the build context';
@@ -89,8 +107,9 @@ export class ContextTree implements SourceTree {
     private readonly ignore: IgnoreMatcher,
   ) {}
 
+  /** `path` is clean and absolute within the context (`/a/b`). */
   private onDisk(path: string): string {
-    return join(this.root, ...path.split('/').filter(Boolean));
+    return path === '/' ? this.root : this.root + path;
   }
 
   /** The `.dockerignore` verdict of a path relative to the context (`a/b`), computed down from the root. */
@@ -114,13 +133,13 @@ export class ContextTree implements SourceTree {
     let pending = this.holdsIncluded.get(relative);
     if (!pending) {
       pending = (async () => {
-        const names = await readdir(this.onDisk(`/${relative}`)).catch(() => [] as string[]);
+        const names = readdirOrNothing(this.onDisk(`/${relative}`)).map((entry) => entry.name);
         for (const name of names) {
           const child = `${relative}/${name}`;
           const verdict = this.verdict(child);
           if (verdict.skipped) continue;
           if (!verdict.excluded) return true;
-          const info = await lstat(this.onDisk(`/${child}`)).catch(() => undefined);
+          const info = lstatOrNothing(this.onDisk(`/${child}`));
           if (info?.isDirectory() && (await this.includesSomething(child))) return true;
         }
         return false;
@@ -131,7 +150,7 @@ export class ContextTree implements SourceTree {
   }
 
   private async present(path: string, isDirectory: boolean): Promise<boolean> {
-    if (path === '/') return true;
+    if (path === '/' || this.ignore.empty) return true;
     const relative = path.slice(1);
     const verdict = this.verdict(relative);
     if (!verdict.excluded) return true;
@@ -141,21 +160,27 @@ export class ContextTree implements SourceTree {
 
   async lstat(path: string): Promise<SourceNode | undefined> {
     const file = this.onDisk(path);
-    const info = await lstat(file).catch(() => undefined);
+    const info = lstatOrNothing(file);
     if (!info || !(await this.present(path, info.isDirectory()))) return undefined;
     const mode = info.mode & 0o7777;
     const inode = info.nlink > 1 && info.isFile() ? `${info.dev}:${info.ino}` : undefined;
     if (info.isDirectory()) return { type: 'dir', mode, uid: 0, gid: 0 };
-    if (info.isSymbolicLink()) return { type: 'symlink', mode: 0o777, uid: 0, gid: 0, linkTarget: await readlink(file) };
+    if (info.isSymbolicLink()) return { type: 'symlink', mode: 0o777, uid: 0, gid: 0, linkTarget: readlinkSync(file) };
     if (info.isFile()) {
       const size = info.size;
-      return { type: 'file', mode, uid: 0, gid: 0, inode, content: { size, open: () => createReadStream(file, { highWaterMark: 1024 * 1024 }) } };
+      const content = {
+        size,
+        open: () => createReadStream(file, { highWaterMark: Math.max(64 * 1024, Math.min(size, 1024 * 1024)) }),
+        read: () => Promise.resolve(readFileSync(file)),
+        identity: `${info.dev}:${info.ino}:${size}:${info.mtimeMs}:${info.ctimeMs}`,
+      };
+      return { type: 'file', mode, uid: 0, gid: 0, inode, content };
     }
     return { type: 'other', mode, uid: 0, gid: 0 };
   }
 
   async list(path: string): Promise<string[]> {
-    const entries = await readdir(this.onDisk(path), { withFileTypes: true }).catch(() => []);
+    const entries = readdirOrNothing(this.onDisk(path));
     const names: string[] = [];
     for (const entry of entries) {
       // Sockets are not files a build can copy; BuildKit's client drops them too.

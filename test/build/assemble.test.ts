@@ -1,6 +1,6 @@
-// The assemble core against a real registry's bytes: reproducible digests, base layers left
-// alone unless an answer needs them, multi-platform bases, and one clear line for every way a
-// build can be wrong.
+// The assemble core against the real registry, read through the product's registry session:
+// reproducible digests, base layers left alone unless an answer needs them (counted on the wire),
+// multi-platform bases, and one clear line for every way a build can be wrong.
 import assert from 'node:assert/strict';
 import { cp, mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,30 +12,41 @@ import type { Logger } from '../../src/log.js';
 import { startAcrEnvironment, type AcrEnvironment, type RegistryClientTrust } from '../env/environment.js';
 import { pushBase, writeBusyboxBase } from '../fixtures/baseImages.js';
 import { imageContents } from '../support/imageFiles.js';
-import { SkopeoLayoutReader } from '../support/layoutReader.js';
+import { openRegistrySession, type RegistrySession } from '../../src/acr/session.js';
+import { RegistryImageReader } from '../../src/build/registryImages.js';
 
 let env: AcrEnvironment;
 let work: string;
 let trust: RegistryClientTrust;
 let base: string;
 let multiBase: string;
+let session: RegistrySession;
 
 const quiet: Logger = { info() {}, warn() {}, debug() {} };
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'assemble-core-'));
-  env = await startAcrEnvironment();
+  env = await startAcrEnvironment({ withFaultProxy: true });
   trust = await env.createClientTrust({ role: 'push' });
   // Docker media types, as images copied from Docker Hub have; the multi-platform base is OCI.
   await writeBusyboxBase(join(work, 'base'));
   await pushBase(join(work, 'base'), trust, 'base/busybox', '1', { dockerMediaTypes: true });
   await writeBusyboxBase(join(work, 'multi'), { architectures: ['amd64', 'arm64'] });
   await pushBase(join(work, 'multi'), trust, 'base/multi', '1');
-  base = `${env.registry.host}/base/busybox:1`;
-  multiBase = `${env.registry.host}/base/multi:1`;
+  base = `${env.registryHost}/base/busybox:1`;
+  multiBase = `${env.registryHost}/base/multi:1`;
+  const principal = env.addServicePrincipal('pull');
+  session = openRegistrySession({
+    host: env.registryHost,
+    auth: { kind: 'azure', identity: { kind: 'clientSecret', authorityUrl: env.entra.authorityUrl, tenantId: env.entra.tenantId, clientId: principal.clientId, clientSecret: principal.clientSecret } },
+    transport: { caCertificates: [env.ca.caCertPem] },
+    logger: quiet,
+    secrets: { register() {} },
+  });
 });
 
 after(async () => {
+  await session?.close();
   await env?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -50,7 +61,7 @@ async function context(files: Record<string, string>): Promise<string> {
 }
 
 function assemble(dir: string, options: Partial<AssembleOptions> = {}) {
-  const reader = new SkopeoLayoutReader(trust, work);
+  const reader = new RegistryImageReader(session, work);
   return {
     reader,
     image: assembleImage({
@@ -65,6 +76,11 @@ function assemble(dir: string, options: Partial<AssembleOptions> = {}) {
       ...options,
     }),
   };
+}
+
+/** Digests of the blobs GET from the registry since request number `from`. */
+function blobReads(from: number): string[] {
+  return env.proxy!.requests.slice(from).filter((request) => request.method === 'GET' && /\/blobs\/sha256:/.test(request.path)).map((request) => request.path.slice(request.path.indexOf('sha256:')));
 }
 
 async function digestOf(dir: string, options: Partial<AssembleOptions> = {}): Promise<string> {
@@ -88,22 +104,22 @@ describe('reproducible', () => {
 
   test('base layers are not downloaded when no answer depends on them', async () => {
     const dir = await context({ Dockerfile: `FROM ${base}\nWORKDIR /app\nCOPY site/ ./\nUSER 1000\n`, 'site/index.html': '<p>hi</p>\n' });
-    const { image, reader } = assemble(dir);
-    const built = await image;
+    const before = env.proxy!.requests.length;
+    const built = await assemble(dir).image;
     await built.close();
     const layers = built.images[0].layers.filter((layer) => layer.kind === 'base').map((layer) => layer.descriptor.digest);
     assert.equal(layers.length, 1);
-    assert.ok(!reader.blobReads.some((digest) => layers.includes(digest)), 'a base layer was read');
+    assert.ok(!blobReads(before).some((digest) => layers.includes(digest)), 'a base layer was read');
   });
 
   test('a COPY into a path only the base can resolve downloads its layers once', async () => {
     const dir = await context({ Dockerfile: `FROM ${base}\nCOPY tool /usr/local/bin\nCOPY --chown=app tool /opt/data/tool\n`, tool: '#!/bin/sh\n' });
-    const { image, reader } = assemble(dir);
-    const built = await image;
+    const before = env.proxy!.requests.length;
+    const built = await assemble(dir).image;
     await built.close();
     const [layer] = built.images[0].layers.filter((entry) => entry.kind === 'base');
     // Once for the file list; /etc/passwd is read from that same download.
-    assert.equal(reader.blobReads.filter((digest) => digest === layer.descriptor.digest).length, 1);
+    assert.equal(blobReads(before).filter((digest) => digest === layer.descriptor.digest).length, 1);
   });
 });
 
@@ -152,7 +168,7 @@ describe('one clear line for each mistake', () => {
   ];
   for (const [name, files, options, message] of cases) {
     test(name, async () => {
-      const resolved = Object.fromEntries(Object.entries(files).map(([path, content]) => [path, content.replace('REGISTRY', env.registry.host).replace('MULTI', multiBase).replace('BASE', base).replace('FROM X', `FROM ${base}`)]));
+      const resolved = Object.fromEntries(Object.entries(files).map(([path, content]) => [path, content.replace('REGISTRY', env.registryHost).replace('MULTI', multiBase).replace('BASE', base).replace('FROM X', `FROM ${base}`)]));
       const dir = await context(resolved);
       if (name === 'a symlink leaving the context') await symlink('/etc/hostname', join(dir, 'link'));
       await assert.rejects(

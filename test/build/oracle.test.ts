@@ -13,7 +13,8 @@ import { buildctlEnvironment, dockerConfigFolder, startBuildkit, type BuildkitDa
 import { startAcrEnvironment, type AcrEnvironment, type RegistryClientTrust } from '../env/environment.js';
 import { pushBase, writeBusyboxBase } from '../fixtures/baseImages.js';
 import { imageContents, type ImageContents } from '../support/imageFiles.js';
-import { SkopeoLayoutReader } from '../support/layoutReader.js';
+import { openRegistrySession, type RegistrySession } from '../../src/acr/session.js';
+import { RegistryImageReader } from '../../src/build/registryImages.js';
 import { scenarios, type Scenario } from './scenarios.js';
 
 let env: AcrEnvironment;
@@ -22,6 +23,7 @@ let work: string;
 let trust: RegistryClientTrust;
 let dockerConfig: string;
 let base: string;
+let session: RegistrySession;
 
 const quiet: Logger = { info() {}, warn() {}, debug() {} };
 
@@ -35,12 +37,21 @@ before(async () => {
   await writeBusyboxBase(layout, { config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'BASE_VAR=from-base'], Labels: { 'org.example.base': 'busybox' } } });
   await pushBase(layout, trust, 'base/busybox', '1');
   base = `${env.registry.host}/base/busybox:1`;
+  const principal = env.addServicePrincipal('pull');
+  session = openRegistrySession({
+    host: env.registry.host,
+    auth: { kind: 'azure', identity: { kind: 'clientSecret', authorityUrl: env.entra.authorityUrl, tenantId: env.entra.tenantId, clientId: principal.clientId, clientSecret: principal.clientSecret } },
+    transport: { caCertificates: [env.ca.caCertPem] },
+    logger: quiet,
+    secrets: { register() {} },
+  });
 });
 
 after(async () => {
+  await session?.close();
   await buildkit?.stop();
   await env?.stop();
-  if (work && !process.env.KEEP) await rm(work, { recursive: true, force: true });
+  if (work) await rm(work, { recursive: true, force: true });
 });
 
 async function buildWithBuildkit(scenario: Scenario, context: string, out: string): Promise<ImageContents> {
@@ -54,7 +65,7 @@ async function buildWithBuildkit(scenario: Scenario, context: string, out: strin
 }
 
 async function buildWithAssemble(scenario: Scenario, context: string, out: string): Promise<ImageContents> {
-  const reader = new SkopeoLayoutReader(trust, work);
+  const reader = new RegistryImageReader(session, work);
   const image = await assembleImage({
     dockerfile: join(context, 'Dockerfile'),
     context,

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { buildctlEnvironment, dockerConfigFolder, startBuildkit, BUILDCTL } from '../test/env/buildkit.js';
 import { startAcrEnvironment, registryTrustArgs, type AcrEnvironment, type RegistryClientTrust } from '../test/env/environment.js';
 import { pushBase, writeBusyboxBase } from '../test/fixtures/baseImages.js';
+import { secretConnection } from '../test/support/registryIdentities.js';
 import { prepareTask } from '../test/support/taskRunner.js';
 import { median, medianSeconds, timed, type BenchReport, type Sample, type ToolFigures } from './harness.js';
 
@@ -99,17 +100,10 @@ async function freshRegistry(baseLayout: string): Promise<{ env: AcrEnvironment;
 
 /** `workFolder`: the agent's work folder, which a persistent agent keeps between jobs. */
 function ourTask(env: AcrEnvironment, context: string, base: string, tags: string, workFolder: string) {
-  const principal = env.addServicePrincipal('push');
   return prepareTask('PrivateAcrBuildImage', {
     variables: { 'Agent.WorkFolder': workFolder },
     inputs: { azureSubscription: 'arm', registry: env.registry.host, repository: 'bench/app', dockerfile: join(context, 'Dockerfile'), buildArgs: `BASE=${base}`, tags },
-    connections: {
-      arm: {
-        scheme: 'ServicePrincipal',
-        parameters: { serviceprincipalid: principal.clientId, serviceprincipalkey: principal.clientSecret, tenantid: env.entra.tenantId, authenticationType: 'spnKey' },
-        data: { environmentAuthorityUrl: env.entra.authorityUrl },
-      },
-    },
+    connections: { arm: secretConnection(env) },
     env: { NODE_EXTRA_CA_CERTS: env.ca.caCertPath },
   });
 }

@@ -3,6 +3,7 @@ import { cp, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pushBase, writeBusyboxBase } from '../test/fixtures/baseImages.js';
+import { secretConnection } from '../test/support/registryIdentities.js';
 import { runTask } from '../test/support/taskRunner.js';
 import type { DemoStep } from './run.js';
 
@@ -25,7 +26,6 @@ export const buildImageStep: DemoStep = {
     console.log('    script step: CGO_ENABLED=0 go build -o app/server ./demo/app');
     await promisify(execFile)('go', ['build', '-trimpath', '-ldflags=-s', '-o', join(context, 'server'), '.'], { cwd: APP, env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-buildvcs=false' } });
     for (const file of ['Dockerfile', '.dockerignore']) await cp(join(APP, file), join(context, file));
-    const principal = env.addServicePrincipal('push');
     const run = await runTask('PrivateAcrBuildImage', {
       inputs: {
         azureSubscription: 'contoso-arm',
@@ -35,14 +35,7 @@ export const buildImageStep: DemoStep = {
         buildArgs: `BASE=${env.registryHost}/demo/base/busybox:1`,
         tags: '$(Build.BuildId)\nlatest',
       },
-      connections: {
-        'contoso-arm': {
-          scheme: 'ServicePrincipal',
-          url: 'https://management.azure.com/',
-          parameters: { serviceprincipalid: principal.clientId, serviceprincipalkey: principal.clientSecret, tenantid: env.entra.tenantId, authenticationType: 'spnKey' },
-          data: { environmentAuthorityUrl: env.entra.authorityUrl },
-        },
-      },
+      connections: { 'contoso-arm': secretConnection(env) },
       variables: { 'Build.Repository.Uri': 'https://dev.azure.com/contoso/demo/_git/web', 'Build.SourceVersion': '0123456789abcdef0123456789abcdef01234567' },
       env: { NODE_EXTRA_CA_CERTS: env.ca.caCertPath },
       timeoutMs: 180_000,

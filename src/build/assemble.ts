@@ -27,18 +27,23 @@ export const OCI_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
 const OCI_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';
 const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
 
-export interface AssembleOptions {
+/** What to build, whichever builder builds it. */
+export interface BuildDefinition {
   /** The Dockerfile on disk. */
   dockerfile: string;
   /** The build context folder. */
   context: string;
   buildArgs: ReadonlyMap<string, string>;
+  /** Stage to build; the last one when unset. */
   target?: string;
   platforms: Platform[];
   /** Labels added to the image (the `labels` input and the OCI labels of the pipeline). */
   labels: Record<string, string>;
   /** Seconds since the epoch for every time stamp; undefined means 0 (1970), so builds repeat. */
   sourceDateEpoch?: number;
+}
+
+export interface AssembleOptions extends BuildDefinition {
   reader: ImageReader;
   /** Private scratch folder; removed by close(). */
   tempDir: string;
@@ -308,7 +313,8 @@ export async function writeAssembledLayout(image: AssembledImage, reader: ImageR
       if (layer.kind === 'base') blobs.push({ digest, size, open: () => reader.blob(layer.base.name, digest) });
       else {
         const file = image.builtLayers.get(digest)?.path;
-        if (!file) throw new UserError(`${digest} is in the registry already and was not written by this build; write outputPath on a build that starts from empty tags.`);
+        // outputPath turns off reusing layers from the registry, so every built layer has its file.
+        if (!file) throw new Error(`layer ${digest} has no file to write to the OCI layout`);
         blobs.push({ digest, size, open: () => Promise.resolve(createReadStream(file)) });
       }
     }

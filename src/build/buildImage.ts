@@ -6,9 +6,9 @@ import { openRegistrySession, type RegistrySessionOptions } from '../acr/session
 import { InputError, UserError } from '../errors.js';
 import { formatBytes } from '../log.js';
 import { pushImage, readTaggedLayers, type PushResult } from '../oci/push.js';
-import { assembleImage, writeAssembledLayout } from './assemble.js';
+import { assembleImage, writeAssembledLayout, type BuildDefinition } from './assemble.js';
 import { formatImageName } from './baseImage.js';
-import { formatPlatform, hostPlatform, type Platform } from './imageConfig.js';
+import { formatPlatform, hostPlatform } from './imageConfig.js';
 import type { BuildSecret } from './options.js';
 import { checkBaseRegistries, pushSource, RegistryImageReader } from './registryImages.js';
 import { planBuild, type Blocker } from './stages.js';
@@ -38,22 +38,13 @@ export function chooseBuilder(choice: BuilderChoice, blockers: Blocker[], buildk
   return wanted;
 }
 
-export interface BuildContainerImageOptions extends RegistrySessionOptions {
+export interface BuildContainerImageOptions extends RegistrySessionOptions, BuildDefinition {
   repository: string;
   tags: string[];
-  /** The Dockerfile and the build context on disk. */
-  dockerfile: string;
-  context: string;
-  buildArgs: ReadonlyMap<string, string>;
-  target?: string;
-  platforms: Platform[];
-  /** Labels for the image: the `labels` input and the pipeline's OCI labels. */
-  labels: Record<string, string>;
   builder: BuilderChoice;
   buildkit: BuildkitSettings;
   /** Also write the image as an OCI layout here. */
   outputPath?: string;
-  sourceDateEpoch?: number;
   /** Private scratch space (compressed layers, base files); a folder is made inside and removed. */
   tempDir: string;
   /** Layers compressed and blobs uploaded at once. Default 4. */

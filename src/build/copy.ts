@@ -173,7 +173,7 @@ export async function resolveDestination(filesystem: StageFilesystem, path: stri
 /**
  * fsutil's MkdirAll on a resolved path: creates missing folders with the given owner and mode and
  * leaves existing ones alone. A folder with the default owner and mode whose existence only the
- * base knows is implied instead of looked up (see Layer.impliedDirs).
+ * base knows is implied instead of looked up (see StageFilesystem.imply).
  */
 export async function makeDirectories(
   filesystem: StageFilesystem,

@@ -52,12 +52,6 @@ export const SCRATCH: BaseFiles = {
 /** One instruction's changes: the final state of each path it wrote. */
 export class Layer {
   readonly entries = new Map<string, FsNode>();
-  /**
-   * Folders this instruction needs to exist, with the owner and mode a container runtime's layer
-   * extraction gives a missing parent (0755, root). They are written only if nothing else in the
-   * image creates them and the base lacks them, so an existing base folder keeps its owner.
-   */
-  readonly impliedDirs = new Set<string>();
 
   constructor(
     /** The history line (`COPY app /app`), also used in messages. */
@@ -158,11 +152,15 @@ export class StageFilesystem {
     layer.entries.set(path, node);
   }
 
-  /** Records that `path` must exist as a folder; see Layer.impliedDirs. */
+  /**
+   * Records that `layer` needs `path` to exist as a folder, with the owner and mode layer
+   * extraction gives a missing parent (0755, root). It is written only if nothing else in the
+   * image creates it and the base lacks it (settleImpliedDirs), so an existing base folder keeps
+   * its owner and the base need not be read to find out.
+   */
   imply(layer: Layer, path: string): void {
     if (this.own.has(path) || this.implied.has(path) || path === '/') return;
     this.implied.set(path, layer);
-    layer.impliedDirs.add(path);
   }
 
   /**

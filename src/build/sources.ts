@@ -30,7 +30,7 @@ export interface SourceTree {
 }
 
 /** A symbolic link of the context that leads outside it. */
-export class SymlinkEscapeError extends UserError {}
+class SymlinkEscapeError extends UserError {}
 
 const MAX_LINK_HOPS = 255;
 

@@ -1,30 +1,22 @@
 import { dirname, resolve } from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task.js';
 import type { RegistryAuth } from '../../src/acr/session.js';
-import { timestamp } from '../../src/build/assemble.js';
+import { timestamp, type BuildDefinition } from '../../src/build/assemble.js';
 import type { BuilderChoice, BuildkitSettings } from '../../src/build/buildImage.js';
-import type { Platform } from '../../src/build/imageConfig.js';
 import { parseBuildArgs, parseBuildSecrets, parseLabels, parsePlatforms, sourceDateEpoch } from '../../src/build/options.js';
 import { InputError } from '../../src/errors.js';
 import { parseRegistryHost, validateRepository, validateTag } from '../../src/oci/reference.js';
 import { readRegistryAuth } from '../common/registryAuth.js';
 
 /** The task.json inputs of PrivateAcrBuildImage@1, validated. Names match task.json exactly. */
-export interface BuildImageInputs {
+export interface BuildImageInputs extends BuildDefinition {
   auth: RegistryAuth;
   registry: string;
   repository: string;
   tags: string[];
-  dockerfile: string;
-  context: string;
-  buildArgs: Map<string, string>;
-  target?: string;
-  platforms: Platform[];
-  labels: Record<string, string>;
   builder: BuilderChoice;
   buildkit: BuildkitSettings;
   outputPath?: string;
-  sourceDateEpoch?: number;
 }
 
 const BUILDERS: BuilderChoice[] = ['auto', 'assemble', 'buildkit'];

@@ -2,17 +2,19 @@
 // reproducible digests, base layers left alone unless an answer needs them (counted on the wire),
 // multi-platform bases, and one clear line for every way a build can be wrong.
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, symlink, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { assembleImage, writeAssembledLayout, type AssembleOptions } from '../../src/build/assemble.js';
 import { UserError } from '../../src/errors.js';
-import type { Logger } from '../../src/log.js';
+import { silentLogger } from '../../src/log.js';
 import { startAcrEnvironment, type AcrEnvironment, type RegistryClientTrust } from '../env/environment.js';
 import { pushBase, writeBusyboxBase } from '../fixtures/baseImages.js';
+import { folderWith } from '../fixtures/files.js';
 import { imageContents } from '../support/imageFiles.js';
-import { openRegistrySession, type RegistrySession } from '../../src/acr/session.js';
+import { coreSession } from '../support/registryIdentities.js';
+import type { RegistrySession } from '../../src/acr/session.js';
 import { RegistryImageReader } from '../../src/build/registryImages.js';
 
 let env: AcrEnvironment;
@@ -22,7 +24,6 @@ let base: string;
 let multiBase: string;
 let session: RegistrySession;
 
-const quiet: Logger = { info() {}, warn() {}, debug() {} };
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'assemble-core-'));
@@ -35,14 +36,7 @@ before(async () => {
   await pushBase(join(work, 'multi'), trust, 'base/multi', '1');
   base = `${env.registryHost}/base/busybox:1`;
   multiBase = `${env.registryHost}/base/multi:1`;
-  const principal = env.addServicePrincipal('pull');
-  session = openRegistrySession({
-    host: env.registryHost,
-    auth: { kind: 'azure', identity: { kind: 'clientSecret', authorityUrl: env.entra.authorityUrl, tenantId: env.entra.tenantId, clientId: principal.clientId, clientSecret: principal.clientSecret } },
-    transport: { caCertificates: [env.ca.caCertPem] },
-    logger: quiet,
-    secrets: { register() {} },
-  });
+  session = coreSession(env);
 });
 
 after(async () => {
@@ -51,13 +45,9 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-async function context(files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(work, 'context-'));
-  for (const [path, content] of Object.entries(files)) {
-    await mkdir(join(dir, path, '..'), { recursive: true });
-    await writeFile(join(dir, path), content);
-  }
-  return dir;
+/** A build context with these files (the Dockerfile among them). */
+function context(files: Record<string, string>): Promise<string> {
+  return folderWith(work, files);
 }
 
 function assemble(dir: string, options: Partial<AssembleOptions> = {}) {
@@ -72,7 +62,7 @@ function assemble(dir: string, options: Partial<AssembleOptions> = {}) {
       labels: {},
       reader,
       tempDir: work,
-      logger: quiet,
+      logger: silentLogger,
       ...options,
     }),
   };

@@ -4,21 +4,20 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { applyChmod, parseChmod } from '../../src/build/chmod.js';
-import { expandWord, expandWords, variablesOf } from '../../src/build/dockerfile/lexer.js';
+import { expandWord, expandWords, type VariableLookup } from '../../src/build/dockerfile/lexer.js';
 import { readDockerfile } from '../../src/build/dockerfile/instructions.js';
 import { parseDockerfile } from '../../src/build/dockerfile/parser.js';
 import { IgnoreMatcher, readIgnoreFile } from '../../src/build/dockerignore.js';
 import { parseImageName } from '../../src/build/baseImage.js';
 import { parsePlatform } from '../../src/build/imageConfig.js';
 
-const variables = variablesOf(
-  new Map([
-    ['NAME', 'world'],
-    ['EMPTY', ''],
-    ['PATHISH', '/usr/local/bin/tool.tar.gz'],
-    ['SPACED', 'a b  c'],
-  ]),
-);
+const values = new Map([
+  ['NAME', 'world'],
+  ['EMPTY', ''],
+  ['PATHISH', '/usr/local/bin/tool.tar.gz'],
+  ['SPACED', 'a b  c'],
+]);
+const variables: VariableLookup = { get: (name) => values.get(name) };
 
 describe('word expansion', () => {
   const cases: [string, string][] = [

@@ -8,12 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { assembleImage, writeAssembledLayout } from '../../src/build/assemble.js';
-import type { Logger } from '../../src/log.js';
+import { silentLogger } from '../../src/log.js';
 import { buildctlEnvironment, dockerConfigFolder, startBuildkit, type BuildkitDaemon } from '../env/buildkit.js';
 import { startAcrEnvironment, type AcrEnvironment, type RegistryClientTrust } from '../env/environment.js';
 import { pushBase, writeBusyboxBase } from '../fixtures/baseImages.js';
 import { imageContents, type ImageContents } from '../support/imageFiles.js';
-import { openRegistrySession, type RegistrySession } from '../../src/acr/session.js';
+import { coreSession } from '../support/registryIdentities.js';
+import type { RegistrySession } from '../../src/acr/session.js';
 import { RegistryImageReader } from '../../src/build/registryImages.js';
 import { scenarios, type Scenario } from './scenarios.js';
 
@@ -25,7 +26,6 @@ let dockerConfig: string;
 let base: string;
 let session: RegistrySession;
 
-const quiet: Logger = { info() {}, warn() {}, debug() {} };
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'build-oracle-'));
@@ -37,14 +37,7 @@ before(async () => {
   await writeBusyboxBase(layout, { config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'BASE_VAR=from-base'], Labels: { 'org.example.base': 'busybox' } } });
   await pushBase(layout, trust, 'base/busybox', '1');
   base = `${env.registry.host}/base/busybox:1`;
-  const principal = env.addServicePrincipal('pull');
-  session = openRegistrySession({
-    host: env.registry.host,
-    auth: { kind: 'azure', identity: { kind: 'clientSecret', authorityUrl: env.entra.authorityUrl, tenantId: env.entra.tenantId, clientId: principal.clientId, clientSecret: principal.clientSecret } },
-    transport: { caCertificates: [env.ca.caCertPem] },
-    logger: quiet,
-    secrets: { register() {} },
-  });
+  session = coreSession(env);
 });
 
 after(async () => {
@@ -75,7 +68,7 @@ async function buildWithAssemble(scenario: Scenario, context: string, out: strin
     labels: {},
     reader,
     tempDir: work,
-    logger: quiet,
+    logger: silentLogger,
   });
   try {
     await writeAssembledLayout(image, reader, out);

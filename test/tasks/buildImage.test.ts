@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { startAcrEnvironment, registryTrustArgs, type AcrEnvironment, type RegistryClientTrust } from '../env/environment.js';
 import { runTool, type ToolError } from '../env/processes.js';
 import { pushBase, writeBusyboxBase } from '../fixtures/baseImages.js';
+import { folderWith } from '../fixtures/files.js';
 import { imageContents } from '../support/imageFiles.js';
 import { assertFailedWith, assertNoSecretPrinted, assertSucceeded, secretConnection } from '../support/registryIdentities.js';
 import { runTask, type TaskRun, type TaskRunOptions } from '../support/taskRunner.js';
@@ -49,14 +50,9 @@ async function skopeo(args: string[]): Promise<string> {
   return (await runTool('skopeo', args, { timeoutMs: 60_000 })).stdout;
 }
 
-/** A context folder with these files (and the Dockerfile among them). */
-async function context(files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(work, 'context-'));
-  for (const [path, content] of Object.entries(files)) {
-    await mkdir(join(dir, path, '..'), { recursive: true });
-    await writeFile(join(dir, path), content);
-  }
-  return dir;
+/** A build context with these files (the Dockerfile among them). */
+function context(files: Record<string, string>): Promise<string> {
+  return folderWith(work, files);
 }
 
 async function build(inputs: TaskRunOptions['inputs'], options: Omit<TaskRunOptions, 'inputs'> = {}): Promise<TaskRun> {

@@ -172,16 +172,14 @@ function quotedWords(text: string, escape: string): string[] {
       if (/\s/.test(character)) continue;
       inWord = true;
     }
+    // The escape character keeps itself and the next character (for the expansion to read), except
+    // inside single quotes; a trailing one is dropped.
+    if (character === escape && quote !== "'") {
+      if (index + 1 < characters.length) word += character + characters[++index];
+      continue;
+    }
     if (quote) {
-      if (character === quote) {
-        quote = '';
-      } else if (character === escape && quote !== "'") {
-        if (index + 1 === characters.length) continue;
-        word += character;
-        index++;
-        word += characters[index];
-        continue;
-      }
+      if (character === quote) quote = '';
       word += character;
       continue;
     }
@@ -195,13 +193,6 @@ function quotedWords(text: string, escape: string): string[] {
     if (character === '"' || character === "'") {
       quote = character;
       blankOk = true;
-    }
-    if (character === escape) {
-      if (index + 1 === characters.length) continue;
-      word += character;
-      index++;
-      word += characters[index];
-      continue;
     }
     word += character;
   }
@@ -342,7 +333,7 @@ const KNOWN = new Set([
 ]);
 
 /** One raw instruction as a typed one; errors carry the instruction's line. */
-export function toInstruction(raw: RawInstruction, escape: string): Instruction {
+function toInstruction(raw: RawInstruction, escape: string): Instruction {
   try {
     return typed(raw, escape);
   } catch (error) {

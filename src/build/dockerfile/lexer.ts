@@ -376,9 +376,4 @@ export function expandWords(word: string, variables: VariableLookup, options: Le
   return new Expansion(word, variables, options).run().words;
 }
 
-/** A lookup over a plain map. */
-export function variablesOf(values: ReadonlyMap<string, string>): VariableLookup {
-  return { get: (name) => values.get(name) };
-}
-
 export const NO_VARIABLES: VariableLookup = { get: () => undefined };

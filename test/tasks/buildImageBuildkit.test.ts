@@ -337,7 +337,7 @@ void describe('BuildKit builder: one clear line, and no tag moved', { timeout: 1
     await cp(daemon.client.caFile, issued.caFile);
     const dockerfile = await dockerfileIn({ Dockerfile: `FROM ${base}\nRUN true\n` });
     const run = await build({ dockerfile, repository: 'team/stable', tags: '1.0.0\nlatest' }, { certificates: issued });
-    assertFailedWith(run, /^The BuildKit daemon at tcp:\/\/127\.0\.0\.1:\d+ refused the client certificate in .*stranger \((broken pipe|certificate required|bad certificate|unknown certificate authority)\): it accepts only certificates from the CA it was given/);
+    assertFailedWith(run, /^The BuildKit daemon at tcp:\/\/127\.0\.0\.1:\d+ refused the client certificate in .*stranger \((broken pipe|connection reset by peer|certificate required|bad certificate|unknown certificate authority)\): it accepts only certificates from the CA it was given/);
     await assertTagsKept();
   });
 

@@ -46,8 +46,17 @@ export interface ProxiedRequest {
 
 export interface StartFaultProxyOptions {
   ca: TestCa;
-  /** The upstream registry, e.g. `https://127.0.0.1:5000`; its certificate must come from `ca`. */
-  target: string;
+  /**
+   * The upstream registry, e.g. `https://127.0.0.1:5000`; its certificate must come from `ca`. A
+   * function when the registry starts after the proxy (its realm names the proxy).
+   */
+  target: string | (() => string);
+  /**
+   * Serve `/oauth2/*` from this token server (its certificate from `ca`), as ACR serves its token
+   * endpoints on the login server itself. Clients that insist on a realm on the registry's own
+   * host:port (Trivy, for loopback registries) need it. Default: no such route.
+   */
+  tokenServer?: string;
 }
 
 export interface FaultProxy {
@@ -85,7 +94,8 @@ interface ArmedFault {
 }
 
 export async function startFaultProxy(options: StartFaultProxyOptions): Promise<FaultProxy> {
-  const target = new URL(options.target);
+  const upstreamFor = (req: http.IncomingMessage) =>
+    new URL(options.tokenServer && req.url?.startsWith('/oauth2/') ? options.tokenServer : typeof options.target === 'string' ? options.target : options.target());
   const tls = await options.ca.issue(`fault-proxy-${randomUUID()}`, ['127.0.0.1', 'localhost']);
   const upstreamAgent = new https.Agent({ keepAlive: true, ca: options.ca.caCertPem });
   const armed: ArmedFault[] = [];
@@ -108,6 +118,7 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
   }
 
   function upstreamRequest(req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, onResponse: (res: http.IncomingMessage) => void): http.ClientRequest {
+    const target = upstreamFor(req);
     return https.request({
       protocol: target.protocol, hostname: target.hostname, port: target.port,
       method: req.method, path: req.url, headers, agent: upstreamAgent,

@@ -1,0 +1,241 @@
+// PrivateAcrScanImage@1's core: scan an image in the private registry (by digest) or on disk with
+// Trivy, using vulnerability databases mirrored into the private registry, and decide the gate.
+// Everything the run needs to keep private (registry logins, the databases, unpacked archives)
+// lives in one owner-only folder that is removed afterwards, also on cancel.
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { AcrTokenExchange, type RegistryIdentity } from '../acr/exchange.js';
+import type { RegistryAuth } from '../acr/session.js';
+import { createCredential } from '../azure/entra.js';
+import { InputError } from '../errors.js';
+import { HttpTransport, type TransportOptions } from '../http/transport.js';
+import type { Logger, SecretRegistry } from '../log.js';
+import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../oci/mediaTypes.js';
+import { formatImageReference, type ImageReference } from '../oci/reference.js';
+import { RegistryClient } from '../oci/registry.js';
+import { withPrivateFolder } from '../privateFolder.js';
+import { checkDatabaseArtifact, importHint, TRIVY_DB_LAYER, TRIVY_DB_SOURCE, TRIVY_JAVA_DB_SOURCE } from './database.js';
+import { countBySeverity, readTrivyReport, sortFindings, type Finding, type ScannedTarget, type Severity, type SeverityCounts } from './findings.js';
+import { blockingFindings, formatAge, readDatabaseMetadata } from './gate.js';
+import { prepareImageFile } from './imageFile.js';
+import { renderJUnit } from './junit.js';
+import { runTrivy, trivyConvertArgs, trivyEnvironment, trivyImageArgs, TrivyError, writeDockerConfig, type RegistryLogin, type TrivyInput } from './trivy.js';
+
+/** ACR's user name for a refresh token used as a password (what `docker login` gets from `az acr login --expose-token`). */
+const ACR_REFRESH_TOKEN_USER = '00000000-0000-0000-0000-000000000000';
+
+export interface ScanImageOptions {
+  /** Login server of the private registry. */
+  registry: string;
+  auth: RegistryAuth;
+  /** What to scan: an image in `registry` (by tag or digest), or an image on disk. */
+  subject: { kind: 'image'; reference: ImageReference } | { kind: 'imagePath'; path: string };
+  /** The vulnerability database artifact, `host/repository:tag`. */
+  databaseRepository: ImageReference;
+  /** The Java database artifact, `host/repository:tag`. */
+  javaDatabaseRepository: ImageReference;
+  /** Severities that fail the gate; empty: report only. */
+  failOn: Severity[];
+  ignoreUnfixed: boolean;
+  ignoreFile?: string;
+  /** Oldest database (by its UpdatedAt) the gate accepts. */
+  maxDatabaseAgeMs: number;
+  /** Where the SARIF report goes. */
+  reportPath: string;
+  /** Where the JUnit report goes. */
+  junitPath: string;
+  /** The agent's temp folder: the private folder is made inside. */
+  tempDir: string;
+  transport?: TransportOptions;
+  logger: Logger;
+  secrets: SecretRegistry;
+  /** Default `trivy` from PATH. */
+  trivyPath?: string;
+  /** Trivy's bound on the scan, downloads included. Default 600 s. */
+  timeoutSeconds?: number;
+  now?: () => Date;
+}
+
+export interface DatabaseUsed {
+  reference: string;
+  updatedAt: Date;
+  ageMs: number;
+}
+
+export interface ScanImageResult {
+  /** What was scanned: `host/repository@digest`, or the path on disk. */
+  subject: string;
+  targets: ScannedTarget[];
+  /** Every finding, most severe first. */
+  findings: Finding[];
+  counts: SeverityCounts;
+  failOn: Severity[];
+  /** Findings whose severity is in failOn: the `vulnerabilities` output counts them. */
+  blocking: Finding[];
+  database: DatabaseUsed;
+  /** Only when the image had jars and Trivy fetched it. */
+  javaDatabase?: DatabaseUsed;
+  maxDatabaseAgeMs: number;
+  reportPath: string;
+  junitPath: string;
+  /** Why the gate fails, as the task's one error line; undefined when it passes. */
+  failure?: string;
+}
+
+const MANIFEST_ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
+
+export async function scanImage(options: ScanImageOptions): Promise<ScanImageResult> {
+  const http = new HttpTransport(options.transport);
+  try {
+    return await withPrivateFolder(options.tempDir, 'scan-image-', (folder) => scanIn(folder, http, options));
+  } finally {
+    await http.close();
+  }
+}
+
+async function scanIn(folder: string, http: HttpTransport, options: ScanImageOptions): Promise<ScanImageResult> {
+  const now = options.now ?? (() => new Date());
+  const registries = registryAccess(options.auth, http, options);
+  const database = formatImageReference(options.databaseRepository);
+  const javaDatabase = formatImageReference(options.javaDatabaseRepository);
+  const hosts = [...new Set([options.registry, options.databaseRepository.host!, options.javaDatabaseRepository.host!])];
+
+  // Independent round trips: the image's digest, the database's manifest, and a login per registry.
+  const [input, subject] = await resolveSubject(options, registries, folder);
+  const [, logins] = await Promise.all([
+    registries
+      .client(options.databaseRepository.host!)
+      .getManifest(options.databaseRepository.repository, options.databaseRepository.tag ?? options.databaseRepository.digest!, MANIFEST_ACCEPT)
+      .then((manifest) => checkDatabaseArtifact('databaseRepository', database, TRIVY_DB_SOURCE, TRIVY_DB_LAYER, manifest)),
+    Promise.all(hosts.map((host) => registries.login(host))),
+  ]);
+
+  const cacheDir = join(folder, 'cache');
+  const scratch = join(folder, 'tmp');
+  await Promise.all([mkdir(cacheDir), mkdir(scratch, { recursive: true })]);
+  const dockerConfig = await writeDockerConfig(join(folder), logins.filter((login): login is RegistryLogin => login !== undefined), options.secrets);
+  const caFile = await writeCaBundle(folder, options.transport?.caCertificates);
+  const jsonPath = join(folder, 'report.json');
+  const timeoutSeconds = options.timeoutSeconds ?? 600;
+  const run = {
+    trivyPath: options.trivyPath,
+    env: trivyEnvironment(process.env, { dockerConfig, tempDir: scratch, proxy: options.transport?.proxy, hosts }),
+    cwd: folder,
+    logger: options.logger,
+    killAfterMs: (timeoutSeconds + 60) * 1000,
+  };
+  options.logger.info(`Scanning ${subject} with the databases ${database} and ${javaDatabase}`);
+  try {
+    await runTrivy(
+      trivyImageArgs({ input, cacheDir, databaseRepository: database, javaDatabaseRepository: javaDatabase, outputPath: jsonPath, ignoreUnfixed: options.ignoreUnfixed, ignoreFile: options.ignoreFile, caFile, timeoutSeconds }),
+      run,
+    );
+  } catch (error) {
+    throw explainTrivyFailure(error, javaDatabase);
+  }
+  await mkdir(dirname(options.reportPath), { recursive: true });
+  await runTrivy(trivyConvertArgs(jsonPath, options.reportPath), run);
+
+  const targets = readTrivyReport(await readFile(jsonPath, 'utf8'));
+  const findings = sortFindings(targets.flatMap((target) => target.findings));
+  const blocking = blockingFindings(findings, options.failOn);
+  await mkdir(dirname(options.junitPath), { recursive: true });
+  await writeFile(options.junitPath, renderJUnit(subject, targets, options.failOn));
+
+  const used = async (folderName: 'db' | 'java-db', reference: string): Promise<DatabaseUsed | undefined> => {
+    const metadata = await readDatabaseMetadata(cacheDir, folderName);
+    return metadata && { reference, updatedAt: metadata.updatedAt, ageMs: now().getTime() - metadata.updatedAt.getTime() };
+  };
+  const [vulnerabilityDb, javaDb] = await Promise.all([used('db', database), used('java-db', javaDatabase)]);
+  if (!vulnerabilityDb) throw new Error(`Trivy finished without leaving ${cacheDir}/db/metadata.json`);
+
+  const result: ScanImageResult = {
+    subject, targets, findings, counts: countBySeverity(findings), failOn: options.failOn, blocking,
+    database: vulnerabilityDb, javaDatabase: javaDb, maxDatabaseAgeMs: options.maxDatabaseAgeMs,
+    reportPath: options.reportPath, junitPath: options.junitPath,
+  };
+  result.failure = gateFailure(result);
+  return result;
+}
+
+/** The gate's verdict as one line: a stale database first (its findings cannot be trusted), then the findings. */
+export function gateFailure(result: Omit<ScanImageResult, 'failure'>): string | undefined {
+  const stale = [
+    { input: 'databaseRepository', used: result.database, source: TRIVY_DB_SOURCE },
+    { input: 'javaDatabaseRepository', used: result.javaDatabase, source: TRIVY_JAVA_DB_SOURCE },
+  ].find(({ used }) => used && used.ageMs > result.maxDatabaseAgeMs);
+  if (stale?.used) {
+    return `The vulnerability database ${stale.used.reference} is ${formatAge(stale.used.ageMs)} old (built ${stale.used.updatedAt.toISOString()}), older than maxDatabaseAge ${formatAge(result.maxDatabaseAgeMs)}: ${importHint(stale.used.reference, stale.source)}.`;
+  }
+  if (result.blocking.length === 0) return undefined;
+  const ids = [...new Set(result.blocking.map((finding) => finding.id))];
+  const shown = ids.slice(0, 5).join(', ') + (ids.length > 5 ? ` and ${ids.length - 5} more` : '');
+  return `${result.blocking.length} ${result.blocking.length === 1 ? 'vulnerability' : 'vulnerabilities'} at ${result.failOn.join(', ')} in ${result.subject} (${shown}): update the packages (the run summary lists the fixed versions), or list accepted ones in ignoreFile.`;
+}
+
+/** Registry clients and logins for every host the scan touches, sharing one token exchange. */
+function registryAccess(auth: RegistryAuth, http: HttpTransport, options: Pick<ScanImageOptions, 'logger' | 'secrets'>) {
+  const identity: RegistryIdentity =
+    auth.kind === 'azure' ? { kind: 'entra', credential: createCredential(auth.identity, http, options.secrets) } : { kind: 'basic', username: auth.username, password: auth.password };
+  const tokens = new AcrTokenExchange(identity, http, options.secrets);
+  tokens.warmUp();
+  const clients = new Map<string, RegistryClient>();
+  const client = (host: string): RegistryClient => {
+    let existing = clients.get(host);
+    if (!existing) {
+      existing = new RegistryClient({ host, http, tokens, logger: options.logger });
+      clients.set(host, existing);
+    }
+    return existing;
+  };
+  /** What Trivy logs in with: the ACR refresh token of the Entra identity, or the registry user; nothing where the registry lets anyone in. */
+  const login = async (host: string): Promise<RegistryLogin | undefined> => {
+    const challenge = await client(host).challenge();
+    if (!challenge) return undefined;
+    if (auth.kind === 'basic') return { host, username: auth.username, password: auth.password };
+    return { host, username: ACR_REFRESH_TOKEN_USER, password: await tokens.refreshTokenFor(challenge) };
+  };
+  return { client, login };
+}
+
+/** Pins a registry image to its digest (a tag could move between the check and the scan) and checks it exists. */
+async function resolveSubject(options: ScanImageOptions, registries: ReturnType<typeof registryAccess>, folder: string): Promise<[TrivyInput, string]> {
+  if (options.subject.kind === 'imagePath') {
+    const scratch = join(folder, 'image');
+    await mkdir(scratch);
+    const prepared = await prepareImageFile(options.subject.path, scratch);
+    options.logger.info(`${options.subject.path} is an ${prepared.format}`);
+    return [{ kind: 'file', path: prepared.path }, options.subject.path];
+  }
+  const reference = options.subject.reference;
+  const named = formatImageReference({ ...reference, host: options.registry });
+  const manifest = await registries.client(options.registry).getManifest(reference.repository, reference.digest ?? reference.tag!, MANIFEST_ACCEPT);
+  if (!manifest) throw new InputError('image', `${named} does not exist in the registry; check the repository and tag, or pass the push step's imageRef output.`);
+  const digest = reference.digest ?? `sha256:${createHash('sha256').update(manifest.bytes).digest('hex')}`;
+  const pinned = formatImageReference({ host: options.registry, repository: reference.repository, digest });
+  return [{ kind: 'registry', reference: pinned }, pinned];
+}
+
+/** Extra CAs for Trivy: the agent's certificate settings and NODE_EXTRA_CA_CERTS, as the task's own client trusts them. */
+async function writeCaBundle(folder: string, caCertificates: string[] | undefined): Promise<string | undefined> {
+  const extra = process.env.NODE_EXTRA_CA_CERTS ? await readFile(process.env.NODE_EXTRA_CA_CERTS, 'utf8').catch(() => '') : '';
+  const pems = [...(caCertificates ?? []), extra].filter((pem) => pem.trim());
+  if (pems.length === 0) return undefined;
+  const path = join(folder, 'ca.pem');
+  await writeFile(path, pems.join('\n'), { mode: 0o600 });
+  return path;
+}
+
+/**
+ * Trivy's errors in terms of the task's inputs. The vulnerability database was checked before the
+ * scan; the Java one is only fetched for images with jars, so a missing copy shows up here, and
+ * Trivy reports it only as the registry's MANIFEST_UNKNOWN.
+ */
+function explainTrivyFailure(error: unknown, javaDatabase: string): unknown {
+  if (!(error instanceof TrivyError)) return error;
+  if (/java/i.test(error.fatal) && /MANIFEST_UNKNOWN|NAME_UNKNOWN/.test(error.fatal)) {
+    return new InputError('javaDatabaseRepository', `${javaDatabase} does not exist in the registry (MANIFEST_UNKNOWN), and the image holds Java archives; ${importHint(javaDatabase, TRIVY_JAVA_DB_SOURCE)}.`);
+  }
+  return error;
+}

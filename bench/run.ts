@@ -4,8 +4,9 @@ import { printReport, type BenchReport } from './harness.js';
 import { benchDeploy } from './deploy.js';
 import { benchPushChart } from './pushChart.js';
 import { benchPushImage } from './pushImage.js';
+import { benchScanImage } from './scanImage.js';
 
-const benchmarks: (() => Promise<BenchReport[]>)[] = [benchPushImage, benchPushChart, benchDeploy];
+const benchmarks: (() => Promise<BenchReport[]>)[] = [benchPushImage, benchPushChart, benchDeploy, benchScanImage];
 
 let missed = 0;
 for (const benchmark of benchmarks) {

@@ -1,0 +1,195 @@
+// PrivateAcrScanImage@1 end to end: the bundled task, run as the agent runs it, scans with the real
+// Trivy against the real registry (token endpoints on its own origin, as ACR serves them), using a
+// vulnerability database the tests write with trivy-db's own fixture loader and publish as
+// ghcr.io/aquasecurity/trivy-db is published. The image carries one planted OS-package and one
+// planted npm-package vulnerability (test/fixtures/vulnerableImage.ts).
+import assert from 'node:assert/strict';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { registryTrustArgs, startAcrEnvironment, testToolPath, type AcrEnvironment, type RegistryClientTrust } from '../env/environment.js';
+import { runTool } from '../env/processes.js';
+import { buildTrivyDb, publishTrivyDb } from '../env/trivyDb.js';
+import { archiveFolder } from '../fixtures/images.js';
+import { PLANTED, TRIVY_DB_FIXTURES, writeVulnerableImage } from '../fixtures/vulnerableImage.js';
+import { assertFailedWith, assertNoSecretPrinted, assertSucceeded, registryTokenIdentity, secretConnection } from '../support/registryIdentities.js';
+import { runTask, type TaskRun, type TaskRunOptions } from '../support/taskRunner.js';
+
+const TASK = 'PrivateAcrScanImage';
+const DAY_MS = 86_400_000;
+let env: AcrEnvironment;
+let work: string;
+let pusher: RegistryClientTrust;
+let imageDigest: string;
+let layoutDir: string;
+/** Folder with a `trivy` that records its argv and environment before running the real one. */
+let trivyShim: string;
+
+before(async () => {
+  env = await startAcrEnvironment({ tokenServerOnRegistryOrigin: true });
+  work = await mkdtemp(join(tmpdir(), 'scan-image-test-'));
+  pusher = await env.createClientTrust({ role: 'push' });
+
+  const fresh = await buildTrivyDb(join(work, 'db-fresh'), { fixtures: TRIVY_DB_FIXTURES });
+  const stale = await buildTrivyDb(join(work, 'db-stale'), { fixtures: TRIVY_DB_FIXTURES, updatedAt: new Date(Date.now() - 5 * DAY_MS) });
+  layoutDir = join(work, 'image');
+  const image = await writeVulnerableImage(layoutDir);
+  imageDigest = image.digest;
+  await Promise.all([
+    publishTrivyDb(fresh, `${pusher.host}/aquasecurity/trivy-db:2`, pusher),
+    publishTrivyDb(stale, `${pusher.host}/stale/trivy-db:2`, pusher),
+    runTool('skopeo', ['copy', '--preserve-digests', ...registryTrustArgs.skopeoDestination(pusher), `oci:${layoutDir}:latest`, `docker://${pusher.host}/team/app:1.0`]),
+  ]);
+
+  trivyShim = join(work, 'shim');
+  await mkdir(trivyShim);
+  await writeFile(
+    join(trivyShim, 'trivy'),
+    [
+      '#!/bin/sh',
+      '# Records what the task really handed Trivy: its arguments, its environment and the mode of its docker config.',
+      `log="${join(work, 'trivy-calls.log')}"`,
+      'printf "argv %s\\n" "$*" >> "$log"',
+      'env | sed "s/^/env /" >> "$log"',
+      'printf "config-mode %s\\n" "$(stat -c %a "$DOCKER_CONFIG/config.json")" >> "$log"',
+      `exec "${testToolPath('trivy')}" "$@"`,
+      '',
+    ].join('\n'),
+  );
+  await chmod(join(trivyShim, 'trivy'), 0o755);
+});
+
+after(async () => {
+  await env?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+let runs = 0;
+/** Runs the task as a fresh pull-only service principal; the SARIF report goes where the test can read it. */
+async function scan(inputs: TaskRunOptions['inputs'], options: Omit<TaskRunOptions, 'inputs'> = {}): Promise<TaskRun & { sarif?: string; agentTemp: string }> {
+  const agentTemp = await mkdtemp(join(work, `agent-temp-${++runs}-`));
+  const reportPath = join(work, `report-${runs}.sarif`);
+  const run = await runTask(TASK, {
+    ...options,
+    connections: options.connections ?? { arm: secretConnection(env, 'pull') },
+    inputs: { azureSubscription: 'arm', registry: env.registryHost, reportPath, ...inputs },
+    variables: { 'Agent.TempDirectory': agentTemp, ...options.variables },
+    env: { NODE_EXTRA_CA_CERTS: env.ca.caCertPath, PATH: `${trivyShim}:${process.env.PATH ?? ''}`, ...options.env },
+    timeoutMs: 240_000,
+  });
+  assertNoSecretPrinted(env, run);
+  return { ...run, agentTemp, sarif: await readFile(reportPath, 'utf8').catch(() => undefined) };
+}
+
+/** Vulnerability IDs the SARIF report names, sorted. */
+function sarifRuleIds(sarif: string | undefined): string[] {
+  const log = JSON.parse(sarif ?? '{}') as { version?: string; runs?: { tool: { driver: { name: string } }; results: { ruleId: string }[] }[] };
+  assert.equal(log.version, '2.1.0');
+  assert.equal(log.runs?.[0].tool.driver.name, 'Trivy');
+  return [...new Set(log.runs[0].results.map((result) => result.ruleId))].sort();
+}
+
+const BOTH = [PLANTED.musl.id, PLANTED.lodash.id].sort();
+
+describe('scans an image in the registry', () => {
+  test('by tag: both planted vulnerabilities fail the default gate, with their fixed versions reported everywhere', async () => {
+    const run = await scan({ image: 'team/app:1.0' });
+    assertFailedWith(run, new RegExp(`^2 vulnerabilities at CRITICAL, HIGH in ${env.registryHost}/team/app@${imageDigest} \\(${PLANTED.lodash.id}, ${PLANTED.musl.id}\\)`));
+    assert.equal(run.outputs.vulnerabilities, '2');
+    assert.deepEqual(sarifRuleIds(run.sarif), BOTH);
+    const summary = run.summaries.join('\n');
+    assert.match(summary, new RegExp(`\\| ${PLANTED.lodash.id} \\| lodash \\| 4\\.17\\.20 \\| 4\\.17\\.21 \\| CRITICAL \\| Node\\.js \\|`));
+    assert.match(summary, new RegExp(`\\| ${PLANTED.musl.id} \\| musl \\| 1\\.2\\.5-r8 \\| 1\\.2\\.5-r9 \\| HIGH \\| .*alpine 3\\.23\\.2`));
+    assert.doesNotMatch(summary, new RegExp(PLANTED.busybox.id), 'ignoreUnfixed is on by default');
+    const [junit] = run.testResults;
+    assert.equal(junit.type, 'JUnit');
+    assert.equal((junit.files[0].content.match(/<failure /g) ?? []).length, 2);
+    // The databases came from the private registry, through the same registry login.
+    const tokenRequests = env.tokenServer.requests.filter((request) => request.scopes.some((scope) => scope.startsWith('repository:aquasecurity/trivy-db:')));
+    assert.ok(tokenRequests.some((request) => request.status === 200));
+  });
+
+  test('by digest, as a registry user (authMode registryCredentials)', async () => {
+    const identity = registryTokenIdentity(env, ['team/app', 'aquasecurity/trivy-db', 'aquasecurity/trivy-java-db']);
+    const run = await scan({ image: `${env.registryHost}/team/app@${imageDigest}`, ...identity.inputs }, identity.options);
+    assertFailedWith(run, /^2 vulnerabilities at CRITICAL, HIGH/);
+    assert.deepEqual(sarifRuleIds(run.sarif), BOTH);
+  });
+});
+
+describe('scans an image on disk before it is pushed', () => {
+  test('an OCI image layout folder', async () => {
+    const run = await scan({ imagePath: layoutDir });
+    assertFailedWith(run, new RegExp(`^2 vulnerabilities at CRITICAL, HIGH in ${layoutDir.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    assert.deepEqual(sarifRuleIds(run.sarif), BOTH);
+  });
+
+  test('an OCI archive, gzipped (Trivy cannot open one itself)', async () => {
+    const archive = join(work, 'image.oci.tar.gz');
+    await archiveFolder(layoutDir, archive, { gzip: true });
+    const run = await scan({ imagePath: archive });
+    assertFailedWith(run, /^2 vulnerabilities at CRITICAL, HIGH/);
+    assert.deepEqual(sarifRuleIds(run.sarif), BOTH);
+  });
+});
+
+describe('the gate', () => {
+  test('ignoreFile drops a listed vulnerability; with failOn CRITICAL what is left passes', async () => {
+    const ignoreFile = join(work, '.trivyignore');
+    await writeFile(ignoreFile, `# accepted until the base image moves\n${PLANTED.lodash.id}\n`);
+    const passed = await scan({ image: 'team/app:1.0', ignoreFile, failOn: 'CRITICAL' });
+    assertSucceeded(passed);
+    assert.equal(passed.outputs.vulnerabilities, '0');
+    assert.deepEqual(sarifRuleIds(passed.sarif), [PLANTED.musl.id], 'the HIGH finding is still reported');
+    assert.match(passed.testResults[0].files[0].content, /<skipped message="HIGH is reported, not gated \(failOn: CRITICAL\)"\/>/);
+
+    const failed = await scan({ image: 'team/app:1.0', ignoreFile });
+    assertFailedWith(failed, new RegExp(`^1 vulnerability at CRITICAL, HIGH .*\\(${PLANTED.musl.id}\\)`));
+  });
+
+  test('ignoreUnfixed off brings the vulnerability without a fix, which failOn MEDIUM then gates', async () => {
+    const run = await scan({ image: 'team/app:1.0', ignoreUnfixed: 'false', failOn: 'MEDIUM' });
+    assertFailedWith(run, new RegExp(`^1 vulnerability at MEDIUM .*\\(${PLANTED.busybox.id}\\)`));
+    assert.deepEqual(sarifRuleIds(run.sarif), [...BOTH, PLANTED.busybox.id].sort());
+    assert.match(run.summaries.join('\n'), new RegExp(`\\| ${PLANTED.busybox.id} \\| busybox \\| 1\\.37\\.0-r20 \\| — \\| MEDIUM \\|`));
+  });
+
+  test('a database older than maxDatabaseAge fails with its age and the import that refreshes it', async () => {
+    const run = await scan({ image: 'team/app:1.0', databaseRepository: 'stale/trivy-db:2' });
+    assertFailedWith(run, new RegExp(`^The vulnerability database ${env.registryHost}/stale/trivy-db:2 is 5d old \\(built .*\\), older than maxDatabaseAge 3d: refresh it with the scheduled PrivateAcrImport step \\(images: ghcr\\.io/aquasecurity/trivy-db:2 stale/trivy-db:2\\)`));
+    const accepted = await scan({ image: 'team/app:1.0', databaseRepository: 'stale/trivy-db:2', maxDatabaseAge: '6d' });
+    assertFailedWith(accepted, /^2 vulnerabilities at CRITICAL, HIGH/);
+  });
+
+  test('a missing database repository fails in one line naming it', async () => {
+    const run = await scan({ image: 'team/app:1.0', databaseRepository: 'mirror/trivy-db:2' });
+    assertFailedWith(run, new RegExp(`^Input 'databaseRepository': ${env.registryHost}/mirror/trivy-db:2 does not exist in the registry \\(MANIFEST_UNKNOWN\\); refresh it with the scheduled PrivateAcrImport step`));
+  });
+
+  test('a missing image fails in one line naming it', async () => {
+    const run = await scan({ image: 'team/app:9.9' });
+    assertFailedWith(run, new RegExp(`^Input 'image': ${env.registryHost}/team/app:9\\.9 does not exist in the registry`));
+  });
+});
+
+test('no secret reaches Trivy on its command line or any log, and its private folder is gone afterwards', async () => {
+  const logPath = join(work, 'trivy-calls.log');
+  await rm(logPath, { force: true });
+  const run = await scan({ image: 'team/app:1.0' });
+  assertFailedWith(run, /^2 vulnerabilities/);
+  const calls = await readFile(logPath, 'utf8');
+  const argvLines = calls.split('\n').filter((line) => line.startsWith('argv '));
+  assert.equal(argvLines.length, 2, 'one scan and one SARIF conversion');
+  assert.ok(run.registeredSecrets.length > 0, 'the refresh token and the docker auth are registered as secrets');
+  for (const secret of [...env.secrets(), ...run.registeredSecrets]) {
+    assert.ok(!argvLines.some((line) => line.includes(secret)), `a secret is on Trivy's command line: ${secret.slice(0, 12)}…`);
+  }
+  const envLines = calls.split('\n').filter((line) => line.startsWith('env '));
+  assert.ok(!envLines.some((line) => /^env (TRIVY_(USERNAME|PASSWORD|REGISTRY_TOKEN))=/.test(line)));
+  for (const secret of run.registeredSecrets) assert.ok(!envLines.some((line) => line.includes(secret)), 'credentials stay in the docker config file');
+  assert.ok(calls.split('\n').filter((line) => line.startsWith('config-mode ')).every((line) => line === 'config-mode 600'));
+  const dockerConfig = envLines.find((line) => line.startsWith('env DOCKER_CONFIG='))!.slice('env DOCKER_CONFIG='.length);
+  assert.ok(dockerConfig.startsWith(run.agentTemp), 'the private folder is in the agent temp folder');
+  assert.deepEqual((await readdir(run.agentTemp)).filter((name) => name.startsWith('scan-image-') && !name.endsWith('.md')), [], 'the private folder was removed');
+});

@@ -59,7 +59,7 @@ async function fixtures(): Promise<Fixtures> {
     await mkdir(dir, { recursive: true });
     const padding = join(dir, 'padding.yaml');
     await paddingFixture(padding);
-    await buildTrivyDb(dir, { fixtures: [...TRIVY_DB_FIXTURES, padding] });
+    await buildTrivyDb(dir, { fixtures: [...TRIVY_DB_FIXTURES, padding], timeoutMs: 30 * 60_000 });
     await rm(padding);
   }
   if (!existsSync(join(layout, 'index.json'))) await writeVulnerableImage(layout);
@@ -72,7 +72,8 @@ type Tool = (env: AcrEnvironment, image: string) => Promise<Sample>;
 const ourTask: Tool = async (env, image) => {
   const refreshToken = await env.acrRefreshToken(env.addServicePrincipal('pull'));
   const task = prepareTask('PrivateAcrScanImage', {
-    inputs: { authMode: 'registryCredentials', dockerRegistryServiceConnection: 'acr', registry: env.registryHost, image, failOn: 'none' },
+    // Report only, and any database age: the cached benchmark database outlives the default 72h.
+    inputs: { authMode: 'registryCredentials', dockerRegistryServiceConnection: 'acr', registry: env.registryHost, image, failOn: 'none', maxDatabaseAge: '3650d' },
     connections: { acr: { scheme: 'UsernamePassword', url: `https://${env.registryHost}`, parameters: { username: ACR_REFRESH_TOKEN_USERNAME, password: refreshToken } } },
     env: { NODE_EXTRA_CA_CERTS: env.ca.caCertPath, PATH: `${join(ROOT, '.cache', 'bin')}:${process.env.PATH ?? ''}` },
   });

@@ -29,20 +29,44 @@ export interface ScannedTarget {
   findings: Finding[];
 }
 
-interface TrivyVulnerability {
+/** The fields of Trivy's JSON report (pkg/types in aquasecurity/trivy) the task reads. */
+export interface TrivyCvss {
+  V2Vector?: string;
+  V2Score?: number;
+  V3Vector?: string;
+  V3Score?: number;
+  V40Vector?: string;
+  V40Score?: number;
+}
+
+export interface TrivyVulnerability {
   VulnerabilityID?: string;
   PkgName?: string;
+  PkgPath?: string;
   InstalledVersion?: string;
   FixedVersion?: string;
   Severity?: string;
+  SeveritySource?: string;
+  CVSS?: Record<string, TrivyCvss>;
   Title?: string;
+  Description?: string;
   PrimaryURL?: string;
 }
 
-interface TrivyReport {
+export interface TrivyResult {
+  Target?: string;
+  Class?: string;
+  Packages?: { Name?: string; Version?: string; Locations?: { StartLine?: number; EndLine?: number }[] | null }[] | null;
+  Vulnerabilities?: TrivyVulnerability[] | null;
+}
+
+export interface TrivyReport {
   SchemaVersion?: number;
+  Trivy?: { Version?: string };
   ArtifactName?: string;
-  Results?: { Target?: string; Class?: string; Vulnerabilities?: TrivyVulnerability[] | null }[] | null;
+  ArtifactType?: string;
+  Metadata?: { ImageID?: string; RepoTags?: string[] | null; RepoDigests?: string[] | null };
+  Results?: TrivyResult[] | null;
 }
 
 function severityOf(value: string | undefined): Severity {
@@ -50,8 +74,8 @@ function severityOf(value: string | undefined): Severity {
   return (SEVERITIES as readonly string[]).includes(upper) ? (upper as Severity) : 'UNKNOWN';
 }
 
-/** Reads Trivy's JSON report into targets and findings. */
-export function readTrivyReport(json: string): ScannedTarget[] {
+/** Parses Trivy's JSON report, schema 2. */
+export function parseTrivyReport(json: string): TrivyReport {
   let report: TrivyReport;
   try {
     report = JSON.parse(json) as TrivyReport;
@@ -59,6 +83,21 @@ export function readTrivyReport(json: string): ScannedTarget[] {
     throw new ContentError('Trivy wrote a report that is not JSON; run the task again with system.debug to see its output.');
   }
   if (report.SchemaVersion !== 2) throw new ContentError(`Trivy wrote report schema ${String(report.SchemaVersion)}, this task reads schema 2; use the Trivy version the agent image ships.`);
+  return report;
+}
+
+/**
+ * Names the scanned artifact as the user gave it: Trivy names an image on disk by the path it
+ * opened, which for an unpacked archive is a private folder gone after the run.
+ */
+export function renameArtifact(report: TrivyReport, from: string, to: string): TrivyReport {
+  if (from === to) return report;
+  const rename = (name: string | undefined) => (name?.startsWith(from) ? to + name.slice(from.length) : name);
+  return { ...report, ArtifactName: rename(report.ArtifactName), Results: report.Results?.map((result) => ({ ...result, Target: rename(result.Target) })) };
+}
+
+/** The report's targets and their findings. */
+export function scannedTargets(report: TrivyReport): ScannedTarget[] {
   return (report.Results ?? []).map((result) => {
     const target = result.Target ?? report.ArtifactName ?? '';
     return {

@@ -16,11 +16,12 @@ import { formatImageReference, type ImageReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
 import { withPrivateFolder } from '../privateFolder.js';
 import { checkDatabaseArtifact, importHint, TRIVY_DB_LAYER, TRIVY_DB_SOURCE, TRIVY_JAVA_DB_SOURCE } from './database.js';
-import { countBySeverity, readTrivyReport, sortFindings, type Finding, type ScannedTarget, type Severity, type SeverityCounts } from './findings.js';
+import { countBySeverity, parseTrivyReport, renameArtifact, scannedTargets, sortFindings, type Finding, type ScannedTarget, type Severity, type SeverityCounts } from './findings.js';
 import { blockingFindings, formatAge, readDatabaseMetadata } from './gate.js';
 import { prepareImageFile } from './imageFile.js';
 import { renderJUnit } from './junit.js';
-import { runTrivy, trivyConvertArgs, trivyEnvironment, trivyImageArgs, TrivyError, writeDockerConfig, type RegistryLogin, type TrivyInput } from './trivy.js';
+import { renderSarif } from './sarif.js';
+import { runTrivy, trivyEnvironment, trivyImageArgs, TrivyError, writeDockerConfig, type RegistryLogin, type TrivyInput } from './trivy.js';
 
 /** ACR's user name for a refresh token used as a password (what `docker login` gets from `az acr login --expose-token`). */
 const ACR_REFRESH_TOKEN_USER = '00000000-0000-0000-0000-000000000000';
@@ -101,9 +102,9 @@ async function scanIn(folder: string, http: HttpTransport, options: ScanImageOpt
   const javaDatabase = formatImageReference(options.javaDatabaseRepository);
   const hosts = [...new Set([options.registry, options.databaseRepository.host!, options.javaDatabaseRepository.host!])];
 
-  // Independent round trips: the image's digest, the database's manifest, and a login per registry.
-  const [input, subject] = await resolveSubject(options, registries, folder);
-  const [, logins] = await Promise.all([
+  // Independent round trips, all at once: the image's digest, the database's manifest, a login per registry.
+  const [[input, subject], , logins] = await Promise.all([
+    resolveSubject(options, registries, folder),
     registries
       .client(options.databaseRepository.host!)
       .getManifest(options.databaseRepository.repository, options.databaseRepository.tag ?? options.databaseRepository.digest!, MANIFEST_ACCEPT)
@@ -134,14 +135,12 @@ async function scanIn(folder: string, http: HttpTransport, options: ScanImageOpt
   } catch (error) {
     throw explainTrivyFailure(error, javaDatabase);
   }
-  await mkdir(dirname(options.reportPath), { recursive: true });
-  await runTrivy(trivyConvertArgs(jsonPath, options.reportPath), run);
-
-  const targets = readTrivyReport(await readFile(jsonPath, 'utf8'));
+  const report = renameArtifact(parseTrivyReport(await readFile(jsonPath, 'utf8')), input.kind === 'file' ? input.path : subject, subject);
+  const targets = scannedTargets(report);
   const findings = sortFindings(targets.flatMap((target) => target.findings));
   const blocking = blockingFindings(findings, options.failOn);
-  await mkdir(dirname(options.junitPath), { recursive: true });
-  await writeFile(options.junitPath, renderJUnit(subject, targets, options.failOn));
+  await Promise.all([mkdir(dirname(options.reportPath), { recursive: true }), mkdir(dirname(options.junitPath), { recursive: true })]);
+  await Promise.all([writeFile(options.reportPath, renderSarif(report)), writeFile(options.junitPath, renderJUnit(subject, targets, options.failOn))]);
 
   const used = async (folderName: 'db' | 'java-db', reference: string): Promise<DatabaseUsed | undefined> => {
     const metadata = await readDatabaseMetadata(cacheDir, folderName);
@@ -171,7 +170,7 @@ export function gateFailure(result: Omit<ScanImageResult, 'failure'>): string | 
   if (result.blocking.length === 0) return undefined;
   const ids = [...new Set(result.blocking.map((finding) => finding.id))];
   const shown = ids.slice(0, 5).join(', ') + (ids.length > 5 ? ` and ${ids.length - 5} more` : '');
-  return `${result.blocking.length} ${result.blocking.length === 1 ? 'vulnerability' : 'vulnerabilities'} at ${result.failOn.join(', ')} in ${result.subject} (${shown}): update the packages (the run summary lists the fixed versions), or list accepted ones in ignoreFile.`;
+  return `${result.blocking.length} ${result.blocking.length === 1 ? 'vulnerability' : 'vulnerabilities'} at ${result.failOn.join(', ')} in ${result.subject} (${shown}): update the packages that have a fix (the run summary lists the fixed versions), or list the vulnerabilities you accept in ignoreFile.`;
 }
 
 /** Registry clients and logins for every host the scan touches, sharing one token exchange. */

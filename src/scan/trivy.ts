@@ -63,11 +63,6 @@ export function trivyImageArgs(scan: TrivyImageScan): string[] {
   return args;
 }
 
-/** `trivy convert` of the JSON report to SARIF 2.1.0, Trivy's own rendering of the same findings. */
-export function trivyConvertArgs(jsonPath: string, sarifPath: string): string[] {
-  return ['convert', '--format', 'sarif', '--output', sarifPath, jsonPath];
-}
-
 export interface RegistryLogin {
   host: string;
   username: string;

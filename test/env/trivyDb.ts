@@ -16,6 +16,8 @@ export interface TrivyDbOptions {
   fixtures: string[];
   /** metadata.json `UpdatedAt`; default now. */
   updatedAt?: Date;
+  /** For large generated fixtures (the benchmark's); default 120 s. */
+  timeoutMs?: number;
 }
 
 /** Writes `<dir>/db.tar.gz` holding trivy.db and metadata.json; returns its path. */
@@ -23,7 +25,7 @@ export async function buildTrivyDb(dir: string, options: TrivyDbOptions): Promis
   const assets = join(dir, 'assets');
   await mkdir(assets, { recursive: true });
   const updatedAt = options.updatedAt ? ['-updated-at', options.updatedAt.toISOString().replace(/\.\d+Z$/, 'Z')] : [];
-  await runTool(testToolPath('trivy-db-fixture'), ['-output', assets, ...updatedAt, ...options.fixtures]);
+  await runTool(testToolPath('trivy-db-fixture'), ['-output', assets, ...updatedAt, ...options.fixtures], { timeoutMs: options.timeoutMs });
   const archive = join(dir, 'db.tar.gz');
   await runTool('tar', ['-czf', archive, '-C', assets, 'trivy.db', 'metadata.json']);
   return archive;

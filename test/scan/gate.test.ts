@@ -59,7 +59,7 @@ describe('verdict', () => {
     maxDatabaseAgeMs: 72 * 3_600_000, reportPath: 'r', junitPath: 'j', ...overrides,
   });
   test('fails on the listed severities, naming them and the IDs', () => {
-    assert.equal(gateFailure(result({})), '2 vulnerabilities at CRITICAL, HIGH in contoso.azurecr.io/app@sha256:1 (CVE-1, CVE-2): update the packages (the run summary lists the fixed versions), or list accepted ones in ignoreFile.');
+    assert.equal(gateFailure(result({})), '2 vulnerabilities at CRITICAL, HIGH in contoso.azurecr.io/app@sha256:1 (CVE-1, CVE-2): update the packages that have a fix (the run summary lists the fixed versions), or list the vulnerabilities you accept in ignoreFile.');
   });
   test('passes when nothing is at the listed severities', () => {
     assert.equal(gateFailure(result({ failOn: ['MEDIUM'], blocking: blockingFindings(findings, ['MEDIUM']) })), undefined);

@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ContentError } from '../../src/errors.js';
-import { countBySeverity, readTrivyReport, sortFindings } from '../../src/scan/findings.js';
+import { countBySeverity, parseTrivyReport, scannedTargets, sortFindings } from '../../src/scan/findings.js';
+
+const readTrivyReport = (json: string) => scannedTargets(parseTrivyReport(json));
 import { renderJUnit } from '../../src/scan/junit.js';
 import { renderScanSummary } from '../../src/scan/summary.js';
 import type { ScanImageResult } from '../../src/scan/scanImage.js';

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { trivyConvertArgs, trivyEnvironment, trivyImageArgs, writeDockerConfig, type TrivyImageScan } from '../../src/scan/trivy.js';
+import { trivyEnvironment, trivyImageArgs, writeDockerConfig, type TrivyImageScan } from '../../src/scan/trivy.js';
 
 const base: TrivyImageScan = {
   input: { kind: 'registry', reference: `contoso.azurecr.io/team/app@sha256:${'a'.repeat(64)}` },
@@ -35,10 +35,6 @@ describe('trivy image arguments', () => {
     ],
   ];
   for (const [name, options, expected] of cases) test(name, () => assert.deepEqual(trivyImageArgs({ ...base, ...options }), expected));
-
-  test('SARIF comes from trivy convert of the same JSON report', () => {
-    assert.deepEqual(trivyConvertArgs('/tmp/scan/report.json', '/out/trivy.sarif'), ['convert', '--format', 'sarif', '--output', '/out/trivy.sarif', '/tmp/scan/report.json']);
-  });
 });
 
 describe('trivy environment', () => {

@@ -92,6 +92,9 @@ function sarifRuleIds(sarif: string | undefined): string[] {
 
 const BOTH = [PLANTED.musl.id, PLANTED.lodash.id].sort();
 
+/** A vulnerability ID in the summary table, linked to its advisory page when Trivy knows one. */
+const linked = (id: string) => `(?:${id}|\\[${id}\\]\\([^)]+\\))`;
+
 describe('scans an image in the registry', () => {
   test('by tag: both planted vulnerabilities fail the default gate, with their fixed versions reported everywhere', async () => {
     const run = await scan({ image: 'team/app:1.0' });
@@ -99,8 +102,8 @@ describe('scans an image in the registry', () => {
     assert.equal(run.outputs.vulnerabilities, '2');
     assert.deepEqual(sarifRuleIds(run.sarif), BOTH);
     const summary = run.summaries.join('\n');
-    assert.match(summary, new RegExp(`\\| ${PLANTED.lodash.id} \\| lodash \\| 4\\.17\\.20 \\| 4\\.17\\.21 \\| CRITICAL \\| Node\\.js \\|`));
-    assert.match(summary, new RegExp(`\\| ${PLANTED.musl.id} \\| musl \\| 1\\.2\\.5-r8 \\| 1\\.2\\.5-r9 \\| HIGH \\| .*alpine 3\\.23\\.2`));
+    assert.match(summary, new RegExp(`\\| ${linked(PLANTED.lodash.id)} \\| lodash \\| 4\\.17\\.20 \\| 4\\.17\\.21 \\| CRITICAL \\| Node\\.js \\|`));
+    assert.match(summary, new RegExp(`\\| ${linked(PLANTED.musl.id)} \\| musl \\| 1\\.2\\.5-r8 \\| 1\\.2\\.5-r9 \\| HIGH \\| .*alpine 3\\.23\\.2`));
     assert.doesNotMatch(summary, new RegExp(PLANTED.busybox.id), 'ignoreUnfixed is on by default');
     const [junit] = run.testResults;
     assert.equal(junit.type, 'JUnit');
@@ -152,7 +155,7 @@ describe('the gate', () => {
     const run = await scan({ image: 'team/app:1.0', ignoreUnfixed: 'false', failOn: 'MEDIUM' });
     assertFailedWith(run, new RegExp(`^1 vulnerability at MEDIUM .*\\(${PLANTED.busybox.id}\\)`));
     assert.deepEqual(sarifRuleIds(run.sarif), [...BOTH, PLANTED.busybox.id].sort());
-    assert.match(run.summaries.join('\n'), new RegExp(`\\| ${PLANTED.busybox.id} \\| busybox \\| 1\\.37\\.0-r20 \\| — \\| MEDIUM \\|`));
+    assert.match(run.summaries.join('\n'), new RegExp(`\\| ${linked(PLANTED.busybox.id)} \\| busybox \\| 1\\.37\\.0-r20 \\| — \\| MEDIUM \\|`));
   });
 
   test('a database older than maxDatabaseAge fails with its age and the import that refreshes it', async () => {
@@ -180,7 +183,7 @@ test('no secret reaches Trivy on its command line or any log, and its private fo
   assertFailedWith(run, /^2 vulnerabilities/);
   const calls = await readFile(logPath, 'utf8');
   const argvLines = calls.split('\n').filter((line) => line.startsWith('argv '));
-  assert.equal(argvLines.length, 2, 'one scan and one SARIF conversion');
+  assert.equal(argvLines.length, 1, 'one Trivy process per scan');
   assert.ok(run.registeredSecrets.length > 0, 'the refresh token and the docker auth are registered as secrets');
   for (const secret of [...env.secrets(), ...run.registeredSecrets]) {
     assert.ok(!argvLines.some((line) => line.includes(secret)), `a secret is on Trivy's command line: ${secret.slice(0, 12)}…`);
@@ -192,4 +195,23 @@ test('no secret reaches Trivy on its command line or any log, and its private fo
   const dockerConfig = envLines.find((line) => line.startsWith('env DOCKER_CONFIG='))!.slice('env DOCKER_CONFIG='.length);
   assert.ok(dockerConfig.startsWith(run.agentTemp), 'the private folder is in the agent temp folder');
   assert.deepEqual((await readdir(run.agentTemp)).filter((name) => name.startsWith('scan-image-') && !name.endsWith('.md')), [], 'the private folder was removed');
+});
+
+describe('inputs a pipeline can get wrong', () => {
+  const cases: [string, TaskRunOptions['inputs'], RegExp][] = [
+    ['both image and imagePath', { image: 'team/app:1.0', imagePath: 'image' }, /^Input 'image': and imagePath are both set/],
+    ['neither image nor imagePath', {}, /^Input 'image': is empty; name the image in the registry/],
+    ['an image in another registry', { image: 'ghcr.io/team/app:1.0' }, /^Input 'image': names the registry ghcr\.io, but registry is /],
+    ['an image without tag or digest', { image: 'team/app' }, /^Input 'image': 'team\/app' names no tag or digest/],
+    ['an unknown severity', { image: 'team/app:1.0', failOn: 'CRITICAL,URGENT' }, /^Input 'failOn': 'URGENT' is not a severity/],
+    ['an age without unit', { image: 'team/app:1.0', maxDatabaseAge: '72' }, /^Input 'maxDatabaseAge': '72' is not a duration/],
+    ['an image path that is not an image', { imagePath: join(import.meta.dirname, 'scanImage.test.ts') }, /^imagePath .*scanImage\.test\.ts is not a valid tar archive/],
+    ['an image path that does not exist', { imagePath: join(import.meta.dirname, 'no-such-image') }, /^Input 'imagePath': .*no-such-image does not exist/],
+  ];
+  for (const [name, inputs, message] of cases) test(name, async () => assertFailedWith(await scan(inputs), message));
+
+  test('an agent without trivy says where to get it', async () => {
+    const run = await scan({ image: 'team/app:1.0' }, { env: { PATH: '/usr/bin:/bin' } });
+    assertFailedWith(run, /^trivy was not found \(trivy\); use the agent image, which ships it, or put trivy on the agent's PATH\.$/);
+  });
 });

@@ -1,19 +1,24 @@
 // The scan benchmark of the PrivateAcrScanImage issue: the bundled task (process start-up, registry
 // login, database check, scan, SARIF and JUnit included) against a plain `trivy image` that writes
 // SARIF, on the same image in the same registry with the same database, each run with an empty
-// cache as every pipeline job starts with one. The database is made with trivy-db's fixture loader
-// and padded with generated advisories to the size class of the real one, so the download and
-// unpacking Trivy does weigh as they do in production.
+// cache as every pipeline job starts with one. The image is a real Debian root file system (the
+// agent image's offline base, made by agent-image/make-offline-base.sh) with a Node app layer on
+// top; the database is made with trivy-db's fixture loader, with advisories for some of that
+// base's packages, and padded with generated ones to the size class of the real database, so
+// layer analysis, download and unpacking weigh as they do in production.
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { ACR_REFRESH_TOKEN_USERNAME } from '../test/env/acr.js';
 import { registryTrustArgs, startAcrEnvironment, testToolPath, writeRegistryAuthFile, type AcrEnvironment } from '../test/env/environment.js';
 import { runTool } from '../test/env/processes.js';
 import { buildTrivyDb, publishTrivyDb } from '../test/env/trivyDb.js';
-import { TRIVY_DB_FIXTURES, writeVulnerableImage } from '../test/fixtures/vulnerableImage.js';
+import { writeOciLayout } from '../test/fixtures/images.js';
+import { appLayer, TRIVY_DB_FIXTURES } from '../test/fixtures/vulnerableImage.js';
 import { prepareTask } from '../test/support/taskRunner.js';
-import { medianSeconds, timed, type BenchReport, type Sample, type ToolFigures } from './harness.js';
+import { median, medianSeconds, timed, type BenchReport, type Sample, type ToolFigures } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const FIXTURES = join(ROOT, '.cache', 'bench');
@@ -23,10 +28,22 @@ const PADDING_PACKAGES = 40_000;
 const ADVISORIES_PER_PACKAGE = 5;
 const MiB = 1024 * 1024;
 
-/** A YAML bolt fixture of generated advisories, so the database has the bulk of a real one. */
+/** Source packages of Debian 12 that the base holds; each gets an advisory fixed in a later version. */
+const DEBIAN_SOURCES = ['apt', 'bash', 'coreutils', 'curl', 'dpkg', 'git', 'glibc', 'gzip', 'openssl', 'perl', 'tar', 'zlib'];
+
+/**
+ * A YAML bolt fixture: advisories for the base's packages, and generated ones so the database has
+ * the bulk of a real one.
+ */
 async function paddingFixture(path: string): Promise<void> {
-  const lines: string[] = ['- bucket: alpine 3.23', '  pairs:'];
+  const lines: string[] = ['- bucket: debian 12', '  pairs:'];
   const details: string[] = ['- bucket: vulnerability', '  pairs:'];
+  for (const [index, source] of DEBIAN_SOURCES.entries()) {
+    const id = `CVE-2097-${index}`;
+    lines.push(`    - bucket: ${source}`, '      pairs:', `        - key: ${id}`, '          value:', '            FixedVersion: "99.0"');
+    details.push(`    - key: ${id}`, '      value:', `        Title: "${source}: advisory for the scan benchmark"`, '        Severity: HIGH');
+  }
+  lines.push('- bucket: alpine 3.23', '  pairs:');
   for (let pkg = 0; pkg < PADDING_PACKAGES; pkg++) {
     lines.push(`    - bucket: bench-package-${pkg}`, '      pairs:');
     for (let advisory = 0; advisory < ADVISORIES_PER_PACKAGE; advisory++) {
@@ -50,11 +67,10 @@ interface Fixtures {
   layout: string;
 }
 
-/** Written once and kept under .cache/bench. */
+/** Written once and kept under .cache/bench (the database takes minutes to generate, debootstrap too). */
 async function fixtures(): Promise<Fixtures> {
   const dir = join(FIXTURES, `scan-db-${PADDING_PACKAGES * ADVISORIES_PER_PACKAGE}-advisories`);
   const database = join(dir, 'db.tar.gz');
-  const layout = join(dir, 'image');
   if (!existsSync(database)) {
     await mkdir(dir, { recursive: true });
     const padding = join(dir, 'padding.yaml');
@@ -62,7 +78,12 @@ async function fixtures(): Promise<Fixtures> {
     await buildTrivyDb(dir, { fixtures: [...TRIVY_DB_FIXTURES, padding], timeoutMs: 30 * 60_000 });
     await rm(padding);
   }
-  if (!existsSync(join(layout, 'index.json'))) await writeVulnerableImage(layout);
+  const layout = join(FIXTURES, 'scan-image-debian-node');
+  if (!existsSync(join(layout, 'index.json'))) {
+    const base = join(FIXTURES, 'scan-image-base.tar');
+    if (!existsSync(base)) await promisify(execFile)('bash', [join(ROOT, 'agent-image', 'make-offline-base.sh'), base], { maxBuffer: 64 * MiB });
+    await writeOciLayout(layout, { layers: [await readFile(base), appLayer], refName: 'latest' });
+  }
   return { database, layout };
 }
 
@@ -116,12 +137,15 @@ export async function benchScanImage(): Promise<BenchReport[]> {
     }
     const [ours, trivy] = figures as [ToolFigures, ToolFigures];
     const ratio = medianSeconds(ours) / medianSeconds(trivy);
+    // Each round runs the two back to back, so the ratio within a round cancels the load the shared
+    // machine happens to carry at that moment; its median is the figure the target is judged on.
+    const paired = median(ours.samples.map((sample, round) => sample.seconds / trivy.samples[round].seconds));
     const size = (await stat(database)).size / MiB;
     return [
       {
-        title: `Scan an image from the registry with a ${size.toFixed(0)} MiB database, empty cache (${RUNS} runs each)`,
+        title: `Scan a Debian image with a Node app from the registry, ${size.toFixed(0)} MiB database download, empty cache (${RUNS} runs each)`,
         figures,
-        targets: [{ claim: 'median at most 1.1x plain trivy image', met: ratio <= 1.1, detail: `task/trivy = ${ratio.toFixed(2)}` }],
+        targets: [{ claim: 'at most 1.1x plain trivy image', met: paired <= 1.1, detail: `task/trivy = ${paired.toFixed(2)} (median of the rounds' ratios; of the medians: ${ratio.toFixed(2)})` }],
       },
     ];
   } finally {

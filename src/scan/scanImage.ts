@@ -102,40 +102,51 @@ async function scanIn(folder: string, http: HttpTransport, options: ScanImageOpt
   const javaDatabase = formatImageReference(options.javaDatabaseRepository);
   const hosts = [...new Set([options.registry, options.databaseRepository.host!, options.javaDatabaseRepository.host!])];
 
-  // Independent round trips, all at once: the image's digest, the database's manifest, a login per registry.
-  const [[input, subject], , logins] = await Promise.all([
-    resolveSubject(options, registries, folder),
+  // Trivy needs the logins and where the image is; the checks that turn its failures into clear
+  // ones (the image exists, the database artifact is whole) run beside it, and stop it when they fail.
+  const [input, logins] = await Promise.all([trivyInput(options, folder), Promise.all(hosts.map((host) => registries.login(host)))]);
+  const cacheDir = join(folder, 'cache');
+  const scratch = join(folder, 'tmp');
+  await Promise.all([mkdir(cacheDir), mkdir(scratch, { recursive: true })]);
+  const dockerConfig = await writeDockerConfig(folder, logins.filter((login): login is RegistryLogin => login !== undefined), options.secrets);
+  const caFile = await writeCaBundle(folder, options.transport?.caCertificates);
+  const jsonPath = join(folder, 'report.json');
+  const timeoutSeconds = options.timeoutSeconds ?? 600;
+  const stop = new AbortController();
+  const checked = Promise.all([
+    checkImage(options, registries),
     registries
       .client(options.databaseRepository.host!)
       .getManifest(options.databaseRepository.repository, options.databaseRepository.tag ?? options.databaseRepository.digest!, MANIFEST_ACCEPT)
       .then((manifest) => checkDatabaseArtifact('databaseRepository', database, TRIVY_DB_SOURCE, TRIVY_DB_LAYER, manifest)),
-    Promise.all(hosts.map((host) => registries.login(host))),
   ]);
-
-  const cacheDir = join(folder, 'cache');
-  const scratch = join(folder, 'tmp');
-  await Promise.all([mkdir(cacheDir), mkdir(scratch, { recursive: true })]);
-  const dockerConfig = await writeDockerConfig(join(folder), logins.filter((login): login is RegistryLogin => login !== undefined), options.secrets);
-  const caFile = await writeCaBundle(folder, options.transport?.caCertificates);
-  const jsonPath = join(folder, 'report.json');
-  const timeoutSeconds = options.timeoutSeconds ?? 600;
-  const run = {
-    trivyPath: options.trivyPath,
-    env: trivyEnvironment(process.env, { dockerConfig, tempDir: scratch, proxy: options.transport?.proxy, hosts }),
-    cwd: folder,
-    logger: options.logger,
-    killAfterMs: (timeoutSeconds + 60) * 1000,
-  };
-  options.logger.info(`Scanning ${subject} with the databases ${database} and ${javaDatabase}`);
+  checked.catch(() => stop.abort());
+  const imageReference = options.subject.kind === 'image' ? options.subject.reference : undefined;
+  const named = options.subject.kind === 'image' ? formatImageReference({ ...options.subject.reference, host: options.registry }) : options.subject.path;
+  options.logger.info(`Scanning ${named} with the databases ${database} and ${javaDatabase}`);
   try {
     await runTrivy(
       trivyImageArgs({ input, cacheDir, databaseRepository: database, javaDatabaseRepository: javaDatabase, outputPath: jsonPath, ignoreUnfixed: options.ignoreUnfixed, ignoreFile: options.ignoreFile, caFile, timeoutSeconds }),
-      run,
+      {
+        trivyPath: options.trivyPath,
+        env: trivyEnvironment(process.env, { dockerConfig, tempDir: scratch, proxy: options.transport?.proxy, hosts }),
+        cwd: folder,
+        logger: options.logger,
+        killAfterMs: (timeoutSeconds + 60) * 1000,
+        signal: stop.signal,
+      },
     );
   } catch (error) {
+    // A failed check says what is wrong in the task's terms; Trivy's own error comes second.
+    await checked;
     throw explainTrivyFailure(error, javaDatabase);
   }
-  const report = renameArtifact(parseTrivyReport(await readFile(jsonPath, 'utf8')), input.kind === 'file' ? input.path : subject, subject);
+  const [pinned] = await checked;
+  const parsed = parseTrivyReport(await readFile(jsonPath, 'utf8'));
+  // The digest Trivy scanned, from its own report: a tag could have moved since the check.
+  const scanned = imageReference && parsed.Metadata?.RepoDigests?.find((digest) => digest.startsWith(`${options.registry}/${imageReference.repository}@`));
+  const subject = scanned ?? pinned;
+  const report = renameArtifact(parsed, input.kind === 'file' ? input.path : subject, subject);
   const targets = scannedTargets(report);
   const findings = sortFindings(targets.flatMap((target) => target.findings));
   const blocking = blockingFindings(findings, options.failOn);
@@ -190,30 +201,34 @@ function registryAccess(auth: RegistryAuth, http: HttpTransport, options: Pick<S
   };
   /** What Trivy logs in with: the ACR refresh token of the Entra identity, or the registry user; nothing where the registry lets anyone in. */
   const login = async (host: string): Promise<RegistryLogin | undefined> => {
-    const challenge = await client(host).challenge();
-    if (!challenge) return undefined;
+    // A registry user logs in as such everywhere; a registry that asks for nothing ignores it.
     if (auth.kind === 'basic') return { host, username: auth.username, password: auth.password };
-    return { host, username: ACR_REFRESH_TOKEN_USER, password: await tokens.refreshTokenFor(challenge) };
+    const challenge = await client(host).challenge();
+    return challenge && { host, username: ACR_REFRESH_TOKEN_USER, password: await tokens.refreshTokenFor(challenge) };
   };
   return { client, login };
 }
 
-/** Pins a registry image to its digest (a tag could move between the check and the scan) and checks it exists. */
-async function resolveSubject(options: ScanImageOptions, registries: ReturnType<typeof registryAccess>, folder: string): Promise<[TrivyInput, string]> {
-  if (options.subject.kind === 'imagePath') {
-    const scratch = join(folder, 'image');
-    await mkdir(scratch);
-    const prepared = await prepareImageFile(options.subject.path, scratch);
-    options.logger.info(`${options.subject.path} is an ${prepared.format}`);
-    return [{ kind: 'file', path: prepared.path }, options.subject.path];
-  }
+/** What Trivy opens: the image in the registry as named, or the image on disk, unpacked if Trivy cannot read it as it is. */
+async function trivyInput(options: ScanImageOptions, folder: string): Promise<TrivyInput> {
+  if (options.subject.kind === 'image') return { kind: 'registry', reference: formatImageReference({ ...options.subject.reference, host: options.registry }) };
+  const scratch = join(folder, 'image');
+  await mkdir(scratch);
+  const prepared = await prepareImageFile(options.subject.path, scratch);
+  options.logger.info(`${options.subject.path} is an ${prepared.format}`);
+  return { kind: 'file', path: prepared.path };
+}
+
+/** Checks a registry image exists and names it by digest; an image on disk by its path. */
+async function checkImage(options: ScanImageOptions, registries: ReturnType<typeof registryAccess>): Promise<string> {
+  if (options.subject.kind === 'imagePath') return options.subject.path;
   const reference = options.subject.reference;
-  const named = formatImageReference({ ...reference, host: options.registry });
   const manifest = await registries.client(options.registry).getManifest(reference.repository, reference.digest ?? reference.tag!, MANIFEST_ACCEPT);
-  if (!manifest) throw new InputError('image', `${named} does not exist in the registry; check the repository and tag, or pass the push step's imageRef output.`);
+  if (!manifest) {
+    throw new InputError('image', `${formatImageReference({ ...reference, host: options.registry })} does not exist in the registry; check the repository and tag, or pass the push step's imageRef output.`);
+  }
   const digest = reference.digest ?? `sha256:${createHash('sha256').update(manifest.bytes).digest('hex')}`;
-  const pinned = formatImageReference({ host: options.registry, repository: reference.repository, digest });
-  return [{ kind: 'registry', reference: pinned }, pinned];
+  return formatImageReference({ host: options.registry, repository: reference.repository, digest });
 }
 
 /** Extra CAs for Trivy: the agent's certificate settings and NODE_EXTRA_CA_CERTS, as the task's own client trusts them. */

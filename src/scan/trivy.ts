@@ -143,6 +143,8 @@ export interface RunTrivyOptions {
   logger: Logger;
   /** Kill Trivy if it has not finished by then (its own --timeout should end it first). */
   killAfterMs: number;
+  /** Stops Trivy early: the run is already known to fail. */
+  signal?: AbortSignal;
 }
 
 /** Runs Trivy; its log lines go to the task log as they come. Rejects with a TrivyError. */
@@ -161,6 +163,8 @@ export async function runTrivy(args: string[], options: RunTrivyOptions): Promis
   child.stdout.setEncoding('utf8').on('data', relay);
   child.stderr.setEncoding('utf8').on('data', relay);
   const killer = setTimeout(() => child.kill('SIGKILL'), options.killAfterMs);
+  const stop = () => child.kill('SIGTERM');
+  options.signal?.addEventListener('abort', stop);
   let code: number | null;
   try {
     code = await new Promise<number | null>((resolve, reject) => {
@@ -171,9 +175,11 @@ export async function runTrivy(args: string[], options: RunTrivyOptions): Promis
     });
   } finally {
     clearTimeout(killer);
+    options.signal?.removeEventListener('abort', stop);
   }
   if (partial.trim()) options.logger.info(`trivy: ${partial}`);
   if (code === 0) return;
+  if (options.signal?.aborted) throw new TrivyError('it was stopped', stderr);
   if (code === null) throw new TrivyError(`it did not finish within ${Math.round(options.killAfterMs / 1000)} s and was stopped`, stderr);
   throw new TrivyError(fatalLine(stderr) ?? `exit code ${code}`, stderr);
 }

@@ -89,13 +89,13 @@ const MANIFEST_ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFE
 export async function scanImage(options: ScanImageOptions): Promise<ScanImageResult> {
   const http = new HttpTransport(options.transport);
   try {
-    return await withPrivateFolder(options.tempDir, 'scan-image-', (folder) => scanIn(folder, http, options));
+    return await withPrivateFolder(options.tempDir, 'scan-image-', (folder, cancelled) => scanIn(folder, cancelled, http, options));
   } finally {
     await http.close();
   }
 }
 
-async function scanIn(folder: string, http: HttpTransport, options: ScanImageOptions): Promise<ScanImageResult> {
+async function scanIn(folder: string, cancelled: AbortSignal, http: HttpTransport, options: ScanImageOptions): Promise<ScanImageResult> {
   const now = options.now ?? (() => new Date());
   const registries = registryAccess(options.auth, http, options);
   const database = formatImageReference(options.databaseRepository);
@@ -133,7 +133,8 @@ async function scanIn(folder: string, http: HttpTransport, options: ScanImageOpt
         cwd: folder,
         logger: options.logger,
         killAfterMs: (timeoutSeconds + 60) * 1000,
-        signal: stop.signal,
+        // Stopped when a check fails, or when the agent cancels the job.
+        signal: AbortSignal.any([stop.signal, cancelled]),
       },
     );
   } catch (error) {

@@ -4,6 +4,9 @@
 // ghcr.io/aquasecurity/trivy-db is published. The image carries one planted OS-package and one
 // planted npm-package vulnerability (test/fixtures/vulnerableImage.ts).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +17,7 @@ import { buildTrivyDb, publishTrivyDb } from '../env/trivyDb.js';
 import { archiveFolder } from '../fixtures/images.js';
 import { PLANTED, TRIVY_DB_FIXTURES, writeVulnerableImage } from '../fixtures/vulnerableImage.js';
 import { assertFailedWith, assertNoSecretPrinted, assertSucceeded, registryTokenIdentity, secretConnection } from '../support/registryIdentities.js';
-import { runTask, type TaskRun, type TaskRunOptions } from '../support/taskRunner.js';
+import { prepareTask, runTask, type TaskRun, type TaskRunOptions } from '../support/taskRunner.js';
 
 const TASK = 'PrivateAcrScanImage';
 const DAY_MS = 86_400_000;
@@ -48,12 +51,20 @@ before(async () => {
     join(trivyShim, 'trivy'),
     [
       '#!/bin/sh',
-      '# Records what the task really handed Trivy: its arguments, its environment and the mode of its docker config.',
+      '# Records what the task really handed Trivy (its arguments, its environment, the mode of its',
+      '# docker config) and how Trivy ended; a TERM for this shell goes on to Trivy.',
       `log="${join(work, 'trivy-calls.log')}"`,
+      'printf "pid %s\\n" "$$" >> "$log"',
       'printf "argv %s\\n" "$*" >> "$log"',
       'env | sed "s/^/env /" >> "$log"',
       'printf "config-mode %s\\n" "$(stat -c %a "$DOCKER_CONFIG/config.json")" >> "$log"',
-      `exec "${testToolPath('trivy')}" "$@"`,
+      `"${testToolPath('trivy')}" "$@" &`,
+      'child=$!',
+      'trap \'printf "terminated\\n" >> "$log"; kill -TERM "$child" 2>/dev/null\' TERM INT',
+      'wait "$child"; status=$?',
+      'if kill -0 "$child" 2>/dev/null; then wait "$child"; status=$?; fi',
+      'printf "exit %s\\n" "$status" >> "$log"',
+      'exit "$status"',
       '',
     ].join('\n'),
   );
@@ -214,4 +225,41 @@ describe('inputs a pipeline can get wrong', () => {
     const run = await scan({ image: 'team/app:1.0' }, { env: { PATH: '/usr/bin:/bin' } });
     assertFailedWith(run, /^trivy was not found \(trivy\); use the agent image, which ships it, or put trivy on the agent's PATH\.$/);
   });
+});
+
+test('a cancelled run stops Trivy and removes its private folder', async () => {
+  const logPath = join(work, 'trivy-calls.log');
+  await rm(logPath, { force: true });
+  const agentTemp = await mkdtemp(join(work, 'agent-temp-cancel-'));
+  const task = prepareTask(TASK, {
+    inputs: { azureSubscription: 'arm', registry: env.registryHost, image: 'team/app:1.0' },
+    connections: { arm: secretConnection(env, 'pull') },
+    variables: { 'Agent.TempDirectory': agentTemp },
+    env: { NODE_EXTRA_CA_CERTS: env.ca.caCertPath, PATH: `${trivyShim}:${process.env.PATH ?? ''}` },
+  });
+  const child = spawn(process.execPath, [task.script], { env: task.env, cwd: task.tempDir, stdio: 'ignore' });
+  try {
+    // Cancel once Trivy runs, as the agent does: SIGINT to the task's process.
+    let trivyPid: number | undefined;
+    for (let waited = 0; trivyPid === undefined && waited < 30_000; waited += 50) {
+      trivyPid = Number(/^pid (\d+)$/m.exec(await readFile(logPath, 'utf8').catch(() => ''))?.[1]) || undefined;
+      if (trivyPid === undefined) await sleep(50);
+    }
+    assert.ok(trivyPid, 'Trivy started');
+    assert.ok((await readdir(agentTemp)).some((name) => name.startsWith('scan-image-')), 'the private folder exists while Trivy runs');
+    child.kill('SIGINT');
+    const [, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+    assert.equal(signal, 'SIGINT', 'the task ends by the signal, as without a handler');
+    assert.deepEqual((await readdir(agentTemp)).filter((name) => name.startsWith('scan-image-')), []);
+    let calls = '';
+    for (let waited = 0; !/^exit \d+$/m.test(calls) && waited < 30_000; waited += 50) {
+      calls = await readFile(logPath, 'utf8');
+      await sleep(50);
+    }
+    assert.match(calls, /^exit \d+$/m, 'Trivy ended');
+    assert.match(calls, /^terminated$/m, 'the task sent Trivy SIGTERM rather than leave it running on its own');
+  } finally {
+    child.kill('SIGKILL');
+    await rm(task.tempDir, { recursive: true, force: true });
+  }
 });

@@ -3,6 +3,7 @@
 # its environment, runs it, and on SIGTERM/SIGINT lets the running job finish before the agent
 # stops and deregisters. Secrets come from files and reach config.sh alone, through the agent's
 # VSTS_AGENT_INPUT_* variables (which it reads and removes), never through a command line.
+# AZP_MODE=cleanup runs no agent: it removes the pool's long-offline agents over the REST API.
 set -Eeuo pipefail
 
 readonly EXIT_BAD_CONFIG=2
@@ -45,21 +46,33 @@ validate() {
   AZP_AUTH=${AZP_AUTH:-pat}
   AZP_MODE=${AZP_MODE:-persistent}
   AZP_DRAIN_TIMEOUT=${AZP_DRAIN_TIMEOUT:-3600}
+  AZP_IDLE_TIMEOUT_SECONDS=${AZP_IDLE_TIMEOUT_SECONDS:-0}
+  AZP_CLEANUP_OFFLINE_MINUTES=${AZP_CLEANUP_OFFLINE_MINUTES:-60}
 
   if [[ -z ${AZP_URL:-} ]]; then
     problem "AZP_URL is required: the organization URL, e.g. https://dev.azure.com/contoso"
   elif ! is_url "$AZP_URL"; then
     problem "AZP_URL must be an http(s) URL, got '$AZP_URL'"
   fi
-  if [[ ! -x $AZP_AGENT_DIR/config.sh || ! -x $AZP_AGENT_DIR/run.sh ]]; then
+  # Cleanup talks to the REST API only; every other mode runs the agent's own scripts.
+  if [[ $AZP_MODE != cleanup && (! -x $AZP_AGENT_DIR/config.sh || ! -x $AZP_AGENT_DIR/run.sh) ]]; then
     problem "AZP_AGENT_DIR ($AZP_AGENT_DIR) holds no executable config.sh and run.sh: point it at the unpacked agent"
   fi
   case $AZP_MODE in
-    persistent | ephemeral | placeholder) ;;
-    *) problem "AZP_MODE must be persistent, ephemeral or placeholder, got '$AZP_MODE'" ;;
+    persistent | ephemeral | placeholder | cleanup) ;;
+    *) problem "AZP_MODE must be persistent, ephemeral, placeholder or cleanup, got '$AZP_MODE'" ;;
   esac
   if [[ ! $AZP_DRAIN_TIMEOUT =~ ^[0-9]+$ ]]; then
     problem "AZP_DRAIN_TIMEOUT must be a whole number of seconds, got '$AZP_DRAIN_TIMEOUT'"
+  fi
+  if [[ ! $AZP_IDLE_TIMEOUT_SECONDS =~ ^[0-9]+$ ]]; then
+    problem "AZP_IDLE_TIMEOUT_SECONDS must be a whole number of seconds, got '$AZP_IDLE_TIMEOUT_SECONDS'"
+  elif ((10#$AZP_IDLE_TIMEOUT_SECONDS > 0)) && [[ $AZP_MODE != ephemeral ]]; then
+    # A persistent agent waits for work by design; only a one-job agent can be started for nothing.
+    problem "AZP_IDLE_TIMEOUT_SECONDS applies to AZP_MODE=ephemeral only; unset it for AZP_MODE=$AZP_MODE"
+  fi
+  if [[ ! $AZP_CLEANUP_OFFLINE_MINUTES =~ ^[0-9]+$ ]]; then
+    problem "AZP_CLEANUP_OFFLINE_MINUTES must be a whole number of minutes, got '$AZP_CLEANUP_OFFLINE_MINUTES'"
   fi
   if [[ -n ${AZP_CA_CERT_FILE:-} && ! (-f $AZP_CA_CERT_FILE && -r $AZP_CA_CERT_FILE) ]]; then
     problem "AZP_CA_CERT_FILE ($AZP_CA_CERT_FILE) is not a readable file"
@@ -69,6 +82,9 @@ validate() {
     problem "AZP_PROXY_URL must be an http(s) URL without credentials, e.g. http://proxy.corp:3128"
   fi
 
+  # Entra is asked for tokens with workload identity, and by cleanup with a service principal
+  # (for registration, config.sh signs the service principal in itself).
+  AZURE_AUTHORITY_HOST=${AZURE_AUTHORITY_HOST:-https://login.microsoftonline.com/}
   case $AZP_AUTH in
     pat)
       check_secret_file AZP_TOKEN_FILE
@@ -76,13 +92,13 @@ validate() {
     sp)
       [[ -n ${AZP_CLIENT_ID:-} ]] || problem "AZP_CLIENT_ID is required when AZP_AUTH=sp"
       [[ -n ${AZP_TENANT_ID:-} ]] || problem "AZP_TENANT_ID is required when AZP_AUTH=sp"
+      [[ $AZP_MODE != cleanup || $AZURE_AUTHORITY_HOST == https://* ]] || problem "AZURE_AUTHORITY_HOST must be an https URL, got '$AZURE_AUTHORITY_HOST'"
       check_secret_file AZP_CLIENT_SECRET_FILE
       ;;
     workload-identity)
       # The AZURE_* variables are the ones AKS workload identity injects into the pod.
       AZP_CLIENT_ID=${AZP_CLIENT_ID:-${AZURE_CLIENT_ID:-}}
       AZP_TENANT_ID=${AZP_TENANT_ID:-${AZURE_TENANT_ID:-}}
-      AZURE_AUTHORITY_HOST=${AZURE_AUTHORITY_HOST:-https://login.microsoftonline.com/}
       if [[ ! ${AZP_CLIENT_ID} =~ ^[A-Za-z0-9-]+$ ]]; then
         problem "AZP_CLIENT_ID or AZURE_CLIENT_ID must hold the identity's client ID when AZP_AUTH=workload-identity"
       fi
@@ -126,37 +142,54 @@ prepare_ca_bundle() {
   curl_ca_args=(--cacert "$ca_bundle")
 }
 
-# Workload identity: the pod's projected service-account token is a client assertion Entra
-# accepts for the federated identity; the access token it returns stands in for a PAT.
+# An Entra access token for Azure DevOps (client credentials grant), printed on stdout. The
+# credential is the pod's projected service-account token for workload identity (a client
+# assertion Entra accepts for the federated identity), or the service principal's secret.
 entra_token() {
-  local assertion response status body token
-  assertion=$(read_secret "$AZURE_FEDERATED_TOKEN_FILE")
-  if [[ ! $assertion =~ ^[A-Za-z0-9_.-]+$ ]]; then
-    log "AZURE_FEDERATED_TOKEN_FILE ($AZURE_FEDERATED_TOKEN_FILE) does not hold a JWT"
-    return 1
-  fi
+  local credential response status body token
+  case $AZP_AUTH in
+    workload-identity)
+      credential=$(read_secret "$AZURE_FEDERATED_TOKEN_FILE")
+      if [[ ! $credential =~ ^[A-Za-z0-9_.-]+$ ]]; then
+        log "AZURE_FEDERATED_TOKEN_FILE ($AZURE_FEDERATED_TOKEN_FILE) does not hold a JWT"
+        return 1
+      fi
+      credential="client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=$credential"
+      ;;
+    sp)
+      # Form-encoded through jq's stdin: a secret may hold any character, and never goes on argv.
+      credential="client_secret=$(read_secret "$AZP_CLIENT_SECRET_FILE" | jq -Rrj @uri)"
+      ;;
+  esac
   local proxy_args=()
   [[ -z ${AZP_PROXY_URL:-} ]] || proxy_args=(--proxy "$AZP_PROXY_URL")
-  # The form, assertion included, goes through stdin: argv is readable by every process.
-  response=$(printf 'grant_type=client_credentials&client_id=%s&scope=%s&client_assertion_type=%s&client_assertion=%s' \
-    "$AZP_CLIENT_ID" "$DEVOPS_RESOURCE%2F.default" \
-    'urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer' "$assertion" |
+  # The form, credential included, goes through stdin: argv is readable by every process.
+  response=$(printf 'grant_type=client_credentials&client_id=%s&scope=%s&%s' \
+    "$AZP_CLIENT_ID" "$DEVOPS_RESOURCE%2F.default" "$credential" |
     curl --silent --show-error --proto =https --max-time 30 --retry 3 \
       "${curl_ca_args[@]}" "${proxy_args[@]}" \
       --header 'Content-Type: application/x-www-form-urlencoded' --data-binary @- \
       --write-out '\n%{http_code}' \
       "${AZURE_AUTHORITY_HOST%/}/$AZP_TENANT_ID/oauth2/v2.0/token") || {
-    log "workload identity: could not reach ${AZURE_AUTHORITY_HOST%/}"
+    log "$(auth_label): could not reach ${AZURE_AUTHORITY_HOST%/}"
     return 1
   }
   status=${response##*$'\n'}
   body=${response%$'\n'*}
   token=$(jq -r '.access_token // empty' <<<"$body" 2>/dev/null || true)
   if [[ $status != 200 || -z $token ]]; then
-    log "workload identity: Entra answered $status: $(jq -r '[.error, .error_description] | map(select(. != null)) | join(": ") | split("\r\n")[0] | split("\n")[0]' <<<"$body" 2>/dev/null || echo 'no error description')"
+    log "$(auth_label): Entra answered $status: $(jq -r '[.error, .error_description] | map(select(. != null)) | join(": ") | split("\r\n")[0] | split("\n")[0]' <<<"$body" 2>/dev/null || echo 'no error description')"
     return 1
   fi
   printf '%s' "$token"
+}
+
+auth_label() {
+  case $AZP_AUTH in
+    pat) echo "personal access token" ;;
+    sp) echo "service principal" ;;
+    workload-identity) echo "workload identity" ;;
+  esac
 }
 
 # Runs config.sh with the authentication AZP_AUTH selects; the secret rides in the environment of
@@ -209,6 +242,109 @@ deregister() { # <deadline>
 }
 
 # ---------------------------------------------------------------------------------------------
+# Cleanup (AZP_MODE=cleanup): agents whose pods died without deregistering stay in the pool as
+# offline agents. This mode lists the pool's agents over the REST API (the calls KEDA's
+# azure-pipelines scaler and the agent make, api-version 7.1) and deletes those offline for longer
+# than AZP_CLEANUP_OFFLINE_MINUTES, except the placeholders named in AZP_PLACEHOLDER_AGENTS.
+
+# The Authorization header for the REST API: Basic with the PAT as password (what a PAT is for),
+# or a bearer Entra token for a service principal or workload identity.
+devops_authorization() {
+  local token
+  case $AZP_AUTH in
+    pat)
+      printf 'Basic %s' "$(printf ':%s' "$(read_secret "$AZP_TOKEN_FILE")" | base64 -w0)"
+      ;;
+    *)
+      token=$(entra_token) || return 1
+      printf 'Bearer %s' "$token"
+      ;;
+  esac
+}
+
+# Calls the REST API and prints the answer's body; one log line and status 1 for anything but 2xx.
+# The Authorization header reaches curl through its config on stdin, never through argv.
+devops_api() { # <method> <url>
+  local method=$1 url=$2 response status body
+  local proxy_args=()
+  [[ -z ${AZP_PROXY_URL:-} ]] || proxy_args=(--proxy "$AZP_PROXY_URL")
+  response=$(printf 'header = "Authorization: %s"\n' "$authorization_header" |
+    curl --silent --show-error --proto =https --max-time 30 --retry 3 --config - \
+      "${curl_ca_args[@]}" "${proxy_args[@]}" \
+      --request "$method" --header 'Accept: application/json' \
+      --write-out '\n%{http_code}' "$url") || {
+    log "cleanup: could not reach $AZP_URL"
+    return 1
+  }
+  status=${response##*$'\n'}
+  body=${response%$'\n'*}
+  if [[ $status != 2?? ]]; then
+    # Azure DevOps explains refusals in a JSON `message`; a sign-in page means the credential was refused.
+    log "cleanup: $method ${url%%\?*} answered $status: $(jq -r '.message // empty | split("\n")[0]' <<<"$body" 2>/dev/null || echo 'not a JSON answer')"
+    return 1
+  fi
+  printf '%s' "$body"
+}
+
+uri_component() { # <value>
+  printf '%s' "$1" | jq -Rrj @uri
+}
+
+# Prints, tab-separated, `remove <id> <name> <offline since>` for each agent to delete and
+# `unreadable <id> <name> <since>` for offline agents whose time stamp cannot be read (kept).
+# An agent's offline time counts from `statusChangedOn`; `createdOn` stands in for an agent
+# whose status never changed. Agents still holding a job request are left to Azure DevOps.
+select_stale_agents() { # <agents JSON>
+  jq -r --argjson now "$(date +%s)" --argjson limit "$((10#$AZP_CLEANUP_OFFLINE_MINUTES * 60))" \
+    --arg keep "${AZP_PLACEHOLDER_AGENTS:-}" '
+    ($keep | ascii_downcase | split(",") | map(gsub("^\\s+|\\s+$"; "")) | map(select(. != ""))) as $placeholders
+    | .value[]
+    | select(.status == "offline" and .assignedRequest == null)
+    | select(.name | ascii_downcase | IN($placeholders[]) | not)
+    | (.statusChangedOn // .createdOn // "") as $since
+    | (try ($since | sub("\\.[0-9]+Z$"; "Z") | fromdateiso8601) catch null) as $offlineSince
+    | if $offlineSince == null then ["unreadable", (.id | tostring), .name, $since]
+      elif $now - $offlineSince > $limit then ["remove", (.id | tostring), .name, $since]
+      else empty end
+    | @tsv' <<<"$1"
+}
+
+run_cleanup() {
+  local pools pool_id agents kind id name since removed=0 failed=0
+  log "cleanup: removing agents of pool '$AZP_POOL' at $AZP_URL offline for more than ${AZP_CLEANUP_OFFLINE_MINUTES} minutes ($(auth_label))"
+  authorization_header=$(devops_authorization) || exit 1
+  pools=$(devops_api GET "$AZP_URL/_apis/distributedtask/pools?poolName=$(uri_component "$AZP_POOL")&api-version=7.1") || exit 1
+  pool_id=$(jq -r '.value[0].id // empty' <<<"$pools")
+  if [[ -z $pool_id ]]; then
+    log "cleanup: agent pool '$AZP_POOL' does not exist at $AZP_URL (or this identity may not see it): check AZP_POOL"
+    exit 1
+  fi
+  agents=$(devops_api GET "$AZP_URL/_apis/distributedtask/pools/$pool_id/agents?includeAssignedRequest=true&api-version=7.1") || exit 1
+  if ! jq -e '.value | type == "array"' <<<"$agents" >/dev/null 2>&1; then
+    log "cleanup: the agent list of pool '$AZP_POOL' is not the JSON Azure DevOps sends (a proxy's page?): nothing removed"
+    exit 1
+  fi
+  while IFS=$'\t' read -r kind id name since; do
+    case $kind in
+      unreadable)
+        log "cleanup: kept agent '$name' (id $id): its offline time '$since' is not an ISO 8601 UTC time"
+        ;;
+      remove)
+        if devops_api DELETE "$AZP_URL/_apis/distributedtask/pools/$pool_id/agents/$id?api-version=7.1" >/dev/null; then
+          log "cleanup: removed agent '$name' (id $id), offline since $since"
+          removed=$((removed + 1))
+        else
+          failed=$((failed + 1))
+        fi
+        ;;
+    esac
+  done < <(select_stale_agents "$agents")
+  log "cleanup: $removed $( ((removed == 1)) && echo agent || echo agents) removed$( ((failed == 0)) || printf ', %d could not be' "$failed")"
+  ((failed == 0)) || exit 1
+  exit 0
+}
+
+# ---------------------------------------------------------------------------------------------
 # The listener and the drain.
 
 stop_requested=
@@ -222,8 +358,6 @@ listener_pid=
 start_listener() {
   local once=()
   [[ $AZP_MODE != ephemeral ]] || once=(--once)
-  # Nothing that names a credential source becomes a job capability.
-  export VSO_AGENT_IGNORE="${VSO_AGENT_IGNORE:+$VSO_AGENT_IGNORE,}AZP_TOKEN_FILE,AZP_CLIENT_SECRET_FILE,AZP_CLIENT_ID,AZP_TENANT_ID,AZURE_FEDERATED_TOKEN_FILE,AZURE_CLIENT_ID,AZURE_TENANT_ID"
   # A session of its own: a terminal's Ctrl-C must not reach the listener, which would cancel the
   # job; start.sh alone decides when it stops. agent.disableupdate pins the version of the image.
   setsid env agent.disableupdate=true ./run.sh "${once[@]}" &
@@ -285,6 +419,19 @@ wait_for() { # <pid> [stop-aware]
   done
 }
 
+# Ephemeral agents KEDA started for a job that another agent took would wait forever. Returns 0
+# once AZP_IDLE_TIMEOUT_SECONDS passed without a job starting; 1 as soon as a job starts, the
+# listener ends or a stop is requested (the caller then waits for the listener as usual).
+idle_timed_out() {
+  local deadline=$((SECONDS + 10#$AZP_IDLE_TIMEOUT_SECONDS))
+  while process_running "$listener_pid" && [[ -z $stop_requested ]]; do
+    job_running && return 1
+    ((SECONDS < deadline)) || return 0
+    sleep 0.5
+  done
+  return 1
+}
+
 drain() { # <deadline>
   local deadline=$1
   if job_running; then
@@ -299,11 +446,15 @@ drain() { # <deadline>
 
 main() {
   validate
-  cd "$AZP_AGENT_DIR"
   trap 'rm -f "${ca_bundle:-}"' EXIT
   trap 'on_stop_signal SIGTERM' TERM
   trap 'on_stop_signal SIGINT' INT
   prepare_ca_bundle
+  [[ $AZP_MODE != cleanup ]] || run_cleanup
+  cd "$AZP_AGENT_DIR"
+  # Nothing that names a credential source becomes a capability: the agent reports its environment
+  # as capabilities when it registers (config.sh) and each time the listener starts.
+  export VSO_AGENT_IGNORE="${VSO_AGENT_IGNORE:+$VSO_AGENT_IGNORE,}AZP_TOKEN_FILE,AZP_CLIENT_SECRET_FILE,AZP_CLIENT_ID,AZP_TENANT_ID,AZURE_FEDERATED_TOKEN_FILE,AZURE_CLIENT_ID,AZURE_TENANT_ID"
 
   # A configuration left by an earlier run in this file system blocks config.sh; clear it the
   # agent's own way, which also removes that registration from the pool.
@@ -321,16 +472,22 @@ main() {
     exit 0
   fi
 
-  local status=0 deadline
+  local status=0 deadline idle=
   if [[ -z $stop_requested ]]; then
     start_listener
-    wait_for "$listener_pid" stop-aware || status=$?
+    if ((10#$AZP_IDLE_TIMEOUT_SECONDS > 0)) && idle_timed_out; then
+      idle=true
+      log "no job within ${AZP_IDLE_TIMEOUT_SECONDS}s: stopping the listener"
+      stop_listener
+    else
+      wait_for "$listener_pid" stop-aware || status=$?
+    fi
   fi
   deadline=$((SECONDS + AZP_DRAIN_TIMEOUT))
   if [[ -n $stop_requested ]]; then
     [[ -z $listener_pid ]] || drain "$deadline"
     status=0
-  else
+  elif [[ -z $idle ]]; then
     log "listener exited with status $status"
   fi
   deregister "$deadline" || status=1

@@ -9,12 +9,13 @@ import type { DemoStep } from './run.js';
 const SAMPLE_CHART = join(import.meta.dirname, '..', 'test', 'fixtures', 'charts', 'web');
 
 /**
- * PrivateAksDeploy@1 as the in-cluster agent runs it: an embedded API server (etcd, kube-apiserver,
- * controllers; a fake kubelet starts the pods), the agent's service account, and the chart the
- * chart step pushed — pulled from the registry with Entra auth — or the sample chart folder.
+ * PrivateAksDeploy@1 with the agent's service account: an embedded API server (etcd, kube-apiserver,
+ * controllers; a fake kubelet starts the pods), a kubeconfig holding a token of the agent's service
+ * account (the demo runs outside a pod, so `inCluster` has no mounted token to read), and the chart
+ * the chart step pushed — pulled from the registry with Entra auth — or the sample chart folder.
  */
 export const deployStep: DemoStep = {
-  title: 'PrivateAksDeploy@1 — helm upgrade --install of the sample chart as the in-cluster agent',
+  title: "PrivateAksDeploy@1 — helm upgrade --install of the sample chart with the agent's service account",
   async run({ env, work, outputs }) {
     const dir = join(work, 'cluster');
     await mkdir(dir);
@@ -26,13 +27,13 @@ export const deployStep: DemoStep = {
       await cluster.createServiceAccount('demo', 'agent');
       // The sample chart ships a CRD, which is cluster-scoped: the demo agent may create it.
       await cluster.kubectl(['create', 'clusterrolebinding', 'demo-agent', '--clusterrole=cluster-admin', '--serviceaccount=demo:agent']);
-      const folder = await cluster.writeInClusterFolder('demo', 'agent');
-      const server = new URL(cluster.server);
+      const kubeconfigPath = await cluster.kubeconfigFor({ token: await cluster.mintServiceAccountToken('demo', 'agent') });
       const principal = env.addServicePrincipal('pull');
       const fromRegistry = Boolean(outputs.chartRef);
       return await runTask('PrivateAksDeploy', {
         inputs: {
-          connectionType: 'inCluster',
+          connectionType: 'kubeconfig',
+          kubeconfigPath,
           authMode: fromRegistry ? 'serviceConnection' : 'none',
           ...(fromRegistry ? { azureSubscription: 'arm' } : {}),
           namespace: 'demo',
@@ -53,9 +54,6 @@ export const deployStep: DemoStep = {
           PATH: `${dirname(testToolPath('helm'))}:${dirname(kubeToolPath('kubectl'))}:${process.env.PATH ?? '/usr/bin:/bin'}`,
           NODE_EXTRA_CA_CERTS: env.ca.caCertPath,
           SSL_CERT_FILE: env.ca.caCertPath,
-          KUBERNETES_SERVICE_HOST: server.hostname,
-          KUBERNETES_SERVICE_PORT: server.port,
-          KUBERNETES_SERVICE_ACCOUNT_DIR: folder,
         },
         timeoutMs: 180_000,
       });

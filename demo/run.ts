@@ -1,11 +1,13 @@
 // `npm run demo`: the extension's tasks, bundled as in the .vsix, run in order the way a pipeline on
 // the in-cluster agent pool would run them — against a real registry and the embedded stand-ins
-// for the Azure endpoints, all on loopback. Each step prints what the task said and produced.
+// for the Azure endpoints, all on loopback — then the agent pool chart is installed into an
+// embedded cluster. Each step prints what the task or the chart did and produced.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAcrEnvironment, type AcrEnvironment } from '../test/env/environment.js';
 import type { TaskRun } from '../test/support/taskRunner.js';
+import { agentPoolStep } from './agentPool.js';
 import { deployStep } from './deploy.js';
 import { guardStep } from './guard.js';
 import { pushChartStep } from './pushChart.js';
@@ -20,7 +22,7 @@ export interface DemoContext {
 
 export type DemoStep = { title: string; run(context: DemoContext): Promise<TaskRun> };
 
-const steps: DemoStep[] = [pushImageStep, pushChartStep, guardStep, deployStep];
+const steps: DemoStep[] = [pushImageStep, pushChartStep, guardStep, deployStep, agentPoolStep];
 
 /** The task's own log lines, without the agent's logging commands. */
 export function printRun(run: TaskRun): void {

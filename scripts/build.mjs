@@ -20,13 +20,21 @@ const tasks = readdirSync(join(root, 'tasks'), { withFileTypes: true })
 for (const stale of existsSync(join(out, 'tasks')) ? readdirSync(join(out, 'tasks')) : []) {
   if (!tasks.includes(stale)) rmSync(join(out, 'tasks', stale), { recursive: true, force: true });
 }
+// A task's entry is index.ts; a `<name>.main.ts` beside it is a program the task starts (helm's
+// kubeconfig credential plug-in), bundled on its own as `<name>.js`.
+const entries = (task) => [
+  { in: join(root, 'tasks', task, 'index.ts'), out: 'index' },
+  ...readdirSync(join(root, 'tasks', task))
+    .filter((name) => name.endsWith('.main.ts'))
+    .map((name) => ({ in: join(root, 'tasks', task, name), out: name.slice(0, -'.main.ts'.length) })),
+];
 await Promise.all(
   tasks.map(async (task) => {
     const target = join(out, 'tasks', task);
     mkdirSync(target, { recursive: true });
     await build({
-      entryPoints: [join(root, 'tasks', task, 'index.ts')],
-      outfile: join(target, 'index.js'),
+      entryPoints: entries(task),
+      outdir: target,
       bundle: true,
       platform: 'node',
       target: 'node20',

@@ -2,8 +2,8 @@
 # Builds the Go-built tools the tests run into .cache/bin/, at the versions of
 # agent-image/versions.env (the list the agent image ships from): helm and oras,
 # BuildKit (buildkitd, buildctl), trivy and the test vulnerability database writer
-# (trivy-db-fixture), and the Kubernetes control plane
-# (kube-apiserver, kube-controller-manager, kubectl, etcd). Modules whose go.mod uses
+# (trivy-db-fixture), the Kubernetes control plane (kube-apiserver,
+# kube-controller-manager, kubectl, etcd) and the KEDA operator. Modules whose go.mod uses
 # `replace` or `exclude` build through a wrapper module under scripts/tools/<name>,
 # whose go.mod must require the pinned version (checked here).
 # Idempotent: a binary that already reports its pinned version is kept, so a warm
@@ -79,6 +79,21 @@ if [[ $(reported_version etcd --version) != "etcd Version: ${ETCD_VERSION#v}" ]]
   (cd "$tools_dir/etcd" && go build -trimpath -ldflags "-s -w" -o "$bin_dir/etcd" .)
 fi
 
+# The KEDA operator, run out of cluster by the agent pool chart's autoscaling tests. KEDA's go.mod
+# pins k8s.io/*, controller-runtime and others with `replace`, repeated in scripts/tools/keda. Its
+# version flag is a log line, so the version is read from the binary's build information instead:
+# a module built through a wrapper is on the `mod` line of `go version -m`.
+wrapper_pins keda github.com/kedacore/keda/v2 "$KEDA_VERSION"
+keda_built_version() {
+  [[ -x $bin_dir/keda-operator ]] || return 0
+  go version -m "$bin_dir/keda-operator" 2>/dev/null | awk '$1 == "mod" && $2 == "github.com/kedacore/keda/v2" { print $3 }'
+}
+if [[ $(keda_built_version) != "$KEDA_VERSION" ]]; then
+  echo "install-go-tools: building keda-operator $KEDA_VERSION (about 5 minutes on a cold cache)"
+  (cd "$tools_dir/keda" && go build -trimpath -ldflags "-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}" \
+    -o "$bin_dir/keda-operator" github.com/kedacore/keda/v2/cmd/operator)
+fi
+
 [[ $(reported_version helm version --template '{{.Version}}') != "$HELM_VERSION" ]]; then
   echo "install-go-tools: building helm $HELM_VERSION"
   GOBIN="$bin_dir" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
@@ -129,5 +144,6 @@ fi
 [[ $(reported_version trivy-db-fixture -version) == "trivy-db-fixture $fixture_source" ]] || fail "$bin_dir/trivy-db-fixture is not built from scripts/tools/trivy-db-fixture"
 "$bin_dir/kube-apiserver" --version >/dev/null || fail "$bin_dir/kube-apiserver does not run"
 "$bin_dir/etcd" --version >/dev/null || fail "$bin_dir/etcd does not run"
-echo "install-go-tools: helm $HELM_VERSION, oras $ORAS_VERSION, BuildKit $BUILDKIT_VERSION, trivy $TRIVY_VERSION (and trivy-db-fixture), Kubernetes $KUBECTL_VERSION and etcd $ETCD_VERSION are in $bin_dir"
+[[ $(keda_built_version) == "$KEDA_VERSION" ]] || fail "$bin_dir/keda-operator is not KEDA $KEDA_VERSION"
+echo "install-go-tools: helm $HELM_VERSION, oras $ORAS_VERSION, BuildKit $BUILDKIT_VERSION, trivy $TRIVY_VERSION (and trivy-db-fixture), Kubernetes $KUBECTL_VERSION, etcd $ETCD_VERSION and KEDA $KEDA_VERSION are in $bin_dir"
 

@@ -1,10 +1,12 @@
-// `helm package` without its time stamps (helm pkg/chartutil/save.go): the same archive layout —
+// `helm package` without its time stamps (Helm's chartutil.Save): the same archive layout —
 // `<name>/Chart.yaml`, `Chart.lock`, `values.yaml`, `values.schema.json`, templates, other files,
-// then each subchart under `charts/<name>/` — but every byte a function of the chart's content.
+// then each subchart under `charts/<name>/` — with Chart.yaml and Chart.lock rewritten from their
+// fields as Helm rewrites them, but every byte a function of the chart's content.
+import { gzipSync } from 'node:zlib';
+import { writeTar } from '../archive/tar.js';
 import { InputError } from '../errors.js';
-import { writeTarGz, type ChartFile } from './archive.js';
-import type { Chart } from './load.js';
-import { renderChartYaml } from './metadata.js';
+import { helmVersionRule, type Chart, type ChartFile } from './load.js';
+import { renderChartYaml, renderLock, validateMetadata } from './metadata.js';
 import { isSemVer } from './semver.js';
 
 export interface ChartOverrides {
@@ -15,7 +17,8 @@ export interface ChartOverrides {
 }
 
 /** Applies the task's overrides to the chart being pushed (never to its subcharts). */
-export function applyOverrides(chart: Chart, overrides: ChartOverrides): Chart {
+export function applyOverrides(chart: Chart, overrides: ChartOverrides, where: string): Chart {
+  if (!overrides.chartVersion && !overrides.appVersion) return chart;
   const metadata = { ...chart.metadata };
   if (overrides.chartVersion) {
     if (!isSemVer(overrides.chartVersion)) {
@@ -24,15 +27,17 @@ export function applyOverrides(chart: Chart, overrides: ChartOverrides): Chart {
     metadata.version = overrides.chartVersion;
   }
   if (overrides.appVersion) metadata.appVersion = overrides.appVersion;
-  return { ...chart, metadata };
+  // chartutil.Save validates (and so sanitises) the metadata again after the overrides.
+  return { ...chart, metadata: validateMetadata(metadata, `${where}/Chart.yaml`, helmVersionRule) };
 }
 
 /** The archive's entries in Helm's order, each under `<prefix><chart name>/`. */
-export function archiveEntries(chart: Chart, prefix = ''): ChartFile[] {
+function archiveEntries(chart: Chart, prefix = ''): ChartFile[] {
   const base = `${prefix}${chart.metadata.name}/`;
   const entry = (name: string, data: Buffer): ChartFile => ({ name: `${base}${name}`, data });
   const entries = [entry('Chart.yaml', Buffer.from(renderChartYaml(chart.metadata)))];
-  if (chart.lock) entries.push(entry('Chart.lock', chart.lock));
+  // Helm writes the lock only for apiVersion v2; a v1 chart keeps requirements.lock among its files.
+  if (chart.lock && chart.metadata.apiVersion === 'v2') entries.push(entry('Chart.lock', Buffer.from(renderLock(chart.lock))));
   if (chart.values) entries.push(entry('values.yaml', chart.values));
   if (chart.schema) entries.push(entry('values.schema.json', chart.schema));
   for (const file of [...chart.templates, ...chart.files]) entries.push(entry(file.name, file.data));
@@ -41,11 +46,13 @@ export function archiveEntries(chart: Chart, prefix = ''): ChartFile[] {
 }
 
 /**
- * The chart as a `.tgz`: same chart, same bytes, same digest. `mtimeSeconds` is every entry's
- * modification time (default 0, the Unix epoch; SOURCE_DATE_EPOCH is the usual source of another).
+ * The chart as a `.tgz`: same chart, same bytes, same digest. Entries are mode 0644, owner 0:0,
+ * with no folder entries (Helm writes none either), every mtime `mtimeSeconds` (default 0, the Unix
+ * epoch; SOURCE_DATE_EPOCH is the usual source of another), and the gzip header carries no time.
  */
 export function packageChart(chart: Chart, mtimeSeconds = 0): Buffer {
-  return writeTarGz(archiveEntries(chart), mtimeSeconds);
+  const tar = writeTar(archiveEntries(chart).map(({ name, data }) => ({ header: { name, size: data.length, mode: 0o644, uid: 0, gid: 0, mtime: mtimeSeconds }, data })));
+  return gzipSync(tar, { level: 9 });
 }
 
 /** `helm package`'s file name: `<name>-<version>.tgz`. */

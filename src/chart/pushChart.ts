@@ -8,15 +8,14 @@ import { pushImage, type PushResult } from '../oci/push.js';
 import { validateRepository } from '../oci/reference.js';
 import { openRegistrySession, type RegistrySessionOptions } from '../acr/session.js';
 import { formatBytes } from '../log.js';
-import { chartFilesFromArchive } from './archive.js';
-import { checkDependenciesVendored, loadChartFiles, readChartFolder } from './load.js';
+import { chartFilesFromArchive, checkDependenciesVendored, helmVersionRule, loadChartFiles, readChartFolder, type VersionRule } from './load.js';
 import { goJsonEscape, renderConfigJson, type ChartMetadata } from './metadata.js';
 import { applyOverrides, archiveFileName, packageChart, type ChartOverrides } from './package.js';
-import { chartTag } from './semver.js';
+import { chartTag, isSemVer } from './semver.js';
 
-export const HELM_CONFIG = 'application/vnd.cncf.helm.config.v1+json';
-export const HELM_CHART_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
-export const HELM_PROVENANCE_LAYER = 'application/vnd.cncf.helm.chart.provenance.v1.prov';
+const HELM_CONFIG = 'application/vnd.cncf.helm.config.v1+json';
+const HELM_CHART_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
+const HELM_PROVENANCE_LAYER = 'application/vnd.cncf.helm.chart.provenance.v1.prov';
 
 /** A chart ready to push: its metadata, its archive bytes and, for a signed .tgz, its provenance. */
 export interface PreparedChart {
@@ -42,10 +41,14 @@ export async function prepareChart(options: PrepareChartOptions): Promise<Prepar
   if (!info) throw new InputError('chartPath', `${chartPath} does not exist; point it at a chart folder (the one with Chart.yaml) or a packaged .tgz.`);
 
   if (info.isDirectory()) {
-    const loaded = loadChartFiles(await readChartFolder(chartPath), chartPath, true);
+    const loaded = loadChartFiles(await readChartFolder(chartPath), chartPath, pushedVersionRule);
     checkDependenciesVendored(loaded, chartPath);
-    const chart = applyOverrides(loaded, options);
-    return { metadata: named(chart.metadata), archive: packageChart(chart, options.sourceDateEpoch), archiveName: archiveFileName(chart), source: 'folder' };
+    const chart = applyOverrides(loaded, options, chartPath);
+    const archive = packageChart(chart, options.sourceDateEpoch);
+    // helm push reads the metadata back from the archive (a v1 chart's dependencies come from its
+    // requirements.yaml again), so the config and annotations are made from that reading too.
+    const pushed = loadChartFiles(chartFilesFromArchive(archive, chartPath), chartPath, pushedVersionRule);
+    return { metadata: named(pushed.metadata), archive, archiveName: archiveFileName(chart), source: 'folder' };
   }
 
   if (options.chartVersion || options.appVersion) {
@@ -54,7 +57,7 @@ export async function prepareChart(options: PrepareChartOptions): Promise<Prepar
   const archive = await readFile(chartPath);
   let chart;
   try {
-    chart = loadChartFiles(chartFilesFromArchive(archive, chartPath), chartPath, true);
+    chart = loadChartFiles(chartFilesFromArchive(archive, chartPath), chartPath, pushedVersionRule);
   } catch (error) {
     if (error instanceof InputError || !(error instanceof UserError)) throw error;
     throw new InputError('chartPath', `${error.message} Point chartPath at a chart folder or a .tgz made by helm package.`);
@@ -67,6 +70,14 @@ export async function prepareChart(options: PrepareChartOptions): Promise<Prepar
   return { metadata: named(chart.metadata), archive, archiveName: archiveFileName(chart), provenance, source: 'archive' };
 }
 
+/**
+ * The pushed chart's version names its tag, so it must be full SemVer 2, the form Helm's docs
+ * require; Helm's own parser also takes `1.2` or `v1.2.3` (and YAML turns `version: 1.0` into "1").
+ */
+const pushedVersionRule: VersionRule = (version) =>
+  helmVersionRule(version) ??
+  (isSemVer(version) ? undefined : 'this task pushes only full SemVer 2 versions (Helm alone would also take this one); write MAJOR.MINOR.PATCH, quoted, for example version: "1.0.0".');
+
 function named(metadata: ChartMetadata): PreparedChart['metadata'] {
   return metadata as PreparedChart['metadata'];
 }
@@ -76,7 +87,7 @@ function named(metadata: ChartMetadata): PreparedChart['metadata'] {
  * provenance layer sorted by digest, Helm's OCI annotations. Like Helm, no top-level `mediaType`:
  * the media type travels in the Content-Type, which is what `helm pull` checks.
  */
-export function chartManifest(chart: PreparedChart, sourceDateEpoch = 0): ManifestSource {
+function chartManifest(chart: PreparedChart, sourceDateEpoch = 0): ManifestSource {
   const config = memoryBlob(Buffer.from(renderConfigJson(chart.metadata)), HELM_CONFIG);
   const layers: ResolvedBlob[] = [memoryBlob(chart.archive, HELM_CHART_LAYER)];
   if (chart.provenance) layers.push(memoryBlob(chart.provenance, HELM_PROVENANCE_LAYER));
@@ -111,7 +122,7 @@ export function chartAnnotations(metadata: ChartMetadata, sourceDateEpoch: numbe
   add('org.opencontainers.image.created', new Date(sourceDateEpoch * 1000).toISOString().replace(/\.\d+Z$/, 'Z'));
   add('org.opencontainers.image.source', metadata.sources?.[0]);
   if (metadata.maintainers?.length) {
-    add('org.opencontainers.image.authors', metadata.maintainers.map((m) => `${m.name ?? ''}${m.email ? ` (${m.email})` : ''}`).join(', '));
+    add('org.opencontainers.image.authors', metadata.maintainers.map((m) => `${m?.name ?? ''}${m?.email ? ` (${m.email})` : ''}`).join(', '));
   }
   for (const [key, value] of Object.entries(metadata.annotations ?? {})) {
     if (key !== 'org.opencontainers.image.title' && key !== 'org.opencontainers.image.version') annotations[key] = value;

@@ -26,7 +26,7 @@ export function objectName(object: { kind: string; name: string; namespace?: str
  */
 const FOUNDATION_KINDS = new Set(['Namespace', 'CustomResourceDefinition']);
 
-export interface ApplyOptions {
+interface ApplyOptions {
   /** Requests in flight at once. Default 4: enough to hide round trips; more only queue up behind the API server's own work. */
   concurrency?: number;
   logger: Logger;

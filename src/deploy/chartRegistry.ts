@@ -9,7 +9,7 @@ import { silentLogger, type SecretRegistry } from '../log.js';
 import { RegistryClient } from '../oci/registry.js';
 
 /** The user name ACR expects with a refresh token as the password. */
-export const ACR_REFRESH_TOKEN_USER = '00000000-0000-0000-0000-000000000000';
+const ACR_REFRESH_TOKEN_USER = '00000000-0000-0000-0000-000000000000';
 
 /** `oci://contoso.azurecr.io/helm/web` → `contoso.azurecr.io`; undefined for a chart path. */
 export function ociChartHost(chart: string): string | undefined {
@@ -22,10 +22,12 @@ export function ociChartHost(chart: string): string | undefined {
 /**
  * Writes a docker config.json (mode 0600) for helm. For an OCI chart and an Entra identity it
  * holds the registry's refresh token; otherwise it is empty, which lets helm pull anonymously.
+ * Returns the hosts helm will talk to for the chart: the registry and, when known, its token server.
  */
-export async function writeRegistryConfig(path: string, chart: string, entra: TokenCredential | undefined, http: HttpTransport, secrets: SecretRegistry): Promise<void> {
+export async function writeRegistryConfig(path: string, chart: string, entra: TokenCredential | undefined, http: HttpTransport, secrets: SecretRegistry): Promise<string[]> {
   const host = ociChartHost(chart);
   const auths: Record<string, { auth: string }> = {};
+  const hosts = host ? [host] : [];
   if (host && entra) {
     const tokens = new AcrTokenExchange({ kind: 'entra', credential: entra }, http, secrets);
     const challenge = await new RegistryClient({ host, http, tokens, logger: silentLogger }).challenge();
@@ -34,7 +36,9 @@ export async function writeRegistryConfig(path: string, chart: string, entra: To
       const auth = Buffer.from(`${ACR_REFRESH_TOKEN_USER}:${await tokens.refreshTokenFor(challenge)}`).toString('base64');
       secrets.register(auth);
       auths[host] = { auth };
+      hosts.push(new URL(challenge.realm).host);
     }
   }
   await writeFile(path, JSON.stringify({ auths }), { mode: 0o600 });
+  return hosts;
 }

@@ -1,22 +1,23 @@
 // PrivateAksDeploy@1's core: resolve the connection to a cluster, then deploy a helm chart or a
 // set of manifests into it — directly, or through AKS run-command when the API server is out of reach.
-import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { stringify } from 'yaml';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createCredential, type AzureIdentity, type TokenCredential } from '../azure/entra.js';
 import { InputError } from '../errors.js';
 import { HttpTransport, type TransportOptions } from '../http/transport.js';
 import type { Logger, SecretRegistry } from '../log.js';
 import { accessFromKubeconfig, inClusterAccess, type ClusterAccess, type InClusterOptions } from '../kubernetes/access.js';
 import { aksClusterAccess, type AksCluster } from '../kubernetes/aks.js';
-import { FIELD_MANAGER, openCluster } from '../kubernetes/client.js';
+import { openCluster } from '../kubernetes/client.js';
+import { startCredentialServer, type CredentialPluginCommand } from '../kubernetes/credentialServer.js';
 import { writeKubeconfig } from '../kubernetes/kubeconfigFile.js';
 import { applyManifests, objectName } from './apply.js';
-import { ociChartHost, writeRegistryConfig } from './chartRegistry.js';
-import { helmPullArgs, helmUpgradeArgs, releaseRevision, runHelm, writeOverridesFile, HelmError, type HelmReleaseOptions } from './helm.js';
+import { writeRegistryConfig } from './chartRegistry.js';
+import { helmUpgradeArgs, releaseRevision, runHelm, writeOverridesFile, HelmError, type HelmReleaseOptions } from './helm.js';
+import { helmNetworkEnvironment } from './helmNetwork.js';
 import { loadManifests, substituteImages, type ImageSubstitution, type LoadedManifest } from './manifests.js';
 import { explainPods, waitForRollouts, watchUnreadyPods } from './rollout.js';
-import { runCommandInCluster, shellCommand } from './runCommand.js';
+import { deployThroughRunCommand } from './runCommandDeploy.js';
 
 export type ClusterConnection =
   | ({ kind: 'inCluster' } & InClusterOptions)
@@ -24,8 +25,10 @@ export type ClusterConnection =
   | { kind: 'azureResourceManager'; cluster: AksCluster; admin: boolean }
   | { kind: 'runCommand'; cluster: AksCluster };
 
+export type HelmRelease = Omit<HelmReleaseOptions, 'namespace'>;
+
 export type Deployment =
-  | { kind: 'helm'; release: Omit<HelmReleaseOptions, 'namespace'> }
+  | { kind: 'helm'; release: HelmRelease }
   | { kind: 'manifests'; files: string[]; images: ImageSubstitution[]; rolloutTimeoutSeconds: number };
 
 export interface DeployOptions {
@@ -35,28 +38,35 @@ export interface DeployOptions {
   deployment: Deployment;
   /** For ARM, run-command and `oci://` charts in ACR. Required by the ARM connection types. */
   identity?: AzureIdentity;
+  /** The agent's CA and proxy: for the task's own requests and, translated, for helm. */
   transport?: TransportOptions;
-  /** A private folder (the agent's temp folder): kubeconfig, registry config and overrides go in a subfolder removed afterwards. */
+  /** A private folder: the deploy's files (kubeconfig, registry login, overrides, run-command context) go in a subfolder removed afterwards. */
   tempDir: string;
+  /** How helm starts the kubeconfig credential plug-in (the task bundle's kubeCredential.js); the socket path is appended. */
+  credentialPlugin: CredentialPluginCommand;
   logger: Logger;
   secrets: SecretRegistry;
   /** Default `helm` from PATH. */
   helmPath?: string;
-  /** Between rollout status reads. Default 1 s. */
-  pollIntervalMs?: number;
-  /** Between run-command polls. Default 5 s. */
-  runCommandPollIntervalMs?: number;
+  /** Cancels the deploy: helm is stopped and run-command polling ends. */
+  signal?: AbortSignal;
 }
 
 export interface DeployResult {
   namespace: string;
-  /** helm: the release's revision after the upgrade. */
-  releaseRevision?: number;
+  /** How the task reached the cluster and as whom, for the log and the run summary. */
+  connection: string;
+  /** The API server, or the AKS cluster for run-command (which never sees the server). */
+  cluster: string;
+  /** helm: the release and its revision after the upgrade. */
+  release?: { name: string; revision: number };
   /** manifests: `Kind/namespace/name` (or `Kind/name` when cluster-scoped) of every applied object. */
   appliedObjects?: string[];
+  durationMs: number;
 }
 
 export async function deployToCluster(options: DeployOptions): Promise<DeployResult> {
+  const started = Date.now();
   const http = new HttpTransport(options.transport);
   const work = await mkdtemp(join(options.tempDir, 'aks-deploy-'));
   try {
@@ -64,26 +74,36 @@ export async function deployToCluster(options: DeployOptions): Promise<DeployRes
     const manifests = options.deployment.kind === 'manifests' ? await prepareManifests(options.deployment, options.logger) : undefined;
     if (options.connection.kind === 'runCommand') {
       if (!entra) throw new InputError('azureSubscription', 'connectionType runCommand needs an Azure Resource Manager service connection.');
-      return await deployThroughRunCommand(options, options.connection.cluster, entra, http, work, manifests);
+      const { cluster } = options.connection;
+      const outcome = await deployThroughRunCommand({ ...options, namespace: options.namespace || 'default', target: cluster, entra, http, work, manifests });
+      return { ...outcome, connection: 'runCommand: AKS run-command as the service connection', cluster: aksName(cluster), durationMs: Date.now() - started };
     }
     const access = await resolveAccess(options.connection, entra, http, options.secrets);
     const namespace = options.namespace || access.defaultNamespace || 'default';
+    const connection = `${options.connection.kind}: ${access.description}`;
+    const cluster = options.connection.kind === 'azureResourceManager' ? `${aksName(options.connection.cluster)} (${access.server})` : access.server;
     options.logger.info(`Deploying to ${access.server} as ${access.description}, namespace ${namespace}`);
     if (options.deployment.kind === 'helm') {
-      return { namespace, releaseRevision: await deployChart(options, options.deployment.release, access, namespace, entra, http, work) };
+      const release = options.deployment.release;
+      const revision = await deployChart(options, release, access, namespace, entra, http, work);
+      return { namespace, connection, cluster, release: { name: release.releaseName, revision }, durationMs: Date.now() - started };
     }
-    const cluster = openCluster(access, namespace);
+    const client = openCluster(access, namespace);
     try {
-      const applied = await applyManifests(cluster, manifests!, { logger: options.logger });
-      await waitForRollouts(cluster, applied, { timeoutMs: options.deployment.rolloutTimeoutSeconds * 1000, logger: options.logger, pollIntervalMs: options.pollIntervalMs });
-      return { namespace, appliedObjects: applied.map(objectName) };
+      const applied = await applyManifests(client, manifests!, { logger: options.logger });
+      await waitForRollouts(client, applied, { timeoutMs: options.deployment.rolloutTimeoutSeconds * 1000, logger: options.logger });
+      return { namespace, connection, cluster, appliedObjects: applied.map(objectName), durationMs: Date.now() - started };
     } finally {
-      cluster.close();
+      client.close();
     }
   } finally {
     await rm(work, { recursive: true, force: true });
     await http.close();
   }
+}
+
+function aksName(cluster: AksCluster): string {
+  return `AKS cluster '${cluster.cluster}' in resource group '${cluster.resourceGroup}'`;
 }
 
 async function prepareManifests(deployment: Extract<Deployment, { kind: 'manifests' }>, logger: Logger): Promise<LoadedManifest[]> {
@@ -104,114 +124,53 @@ async function resolveAccess(connection: Exclude<ClusterConnection, { kind: 'run
   }
 }
 
-/** helm upgrade --install against a reachable API server; returns the new revision. */
-async function deployChart(
-  options: DeployOptions,
-  release: Omit<HelmReleaseOptions, 'namespace'>,
-  access: ClusterAccess,
-  namespace: string,
-  entra: TokenCredential | undefined,
-  http: HttpTransport,
-  work: string,
-): Promise<number> {
+/**
+ * helm upgrade --install against a reachable API server; returns the new revision. helm's
+ * kubeconfig holds no credential: its exec plug-in asks this process, which answers from `access`
+ * for as long as helm runs.
+ */
+async function deployChart(options: DeployOptions, release: HelmRelease, access: ClusterAccess, namespace: string, entra: TokenCredential | undefined, http: HttpTransport, work: string): Promise<number> {
   const files = {
     kubeconfig: join(work, 'kubeconfig'),
     registryConfig: join(work, 'registry.json'),
     overridesFile: await writeOverridesFile(work, release.overrides),
   };
-  await writeKubeconfig(files.kubeconfig, access, namespace);
-  await writeRegistryConfig(files.registryConfig, release.chart, entra, http, options.secrets);
-  const helm = { home: join(work, 'helm'), logger: options.logger, helmPath: options.helmPath };
-  const cluster = openCluster(access, namespace);
+  const registryHosts = await writeRegistryConfig(files.registryConfig, release.chart, entra, http, options.secrets);
+  const env = await helmNetworkEnvironment({ transport: options.transport, folder: work, directHosts: [new URL(access.server).host], otherHosts: registryHosts });
+  const credentials = await startCredentialServer(access, work);
+  const client = openCluster(access, namespace);
   // helm's error says only that it timed out or rolled back; the pods say why.
   const releasePods = `app.kubernetes.io/instance=${release.releaseName}`;
-  const watcher = watchUnreadyPods(cluster, namespace, releasePods);
+  const watcher = watchUnreadyPods(client, namespace, releasePods);
   try {
+    await writeKubeconfig(files.kubeconfig, access, namespace, options.credentialPlugin, credentials.socketPath);
+    const helm = { home: join(work, 'helm'), logger: options.logger, helmPath: options.helmPath, env, signal: options.signal };
     const revision = releaseRevision(await runHelm(helmUpgradeArgs({ ...release, namespace }, files), helm));
     await watcher.stop();
     options.logger.info(`Release ${release.releaseName} is at revision ${revision} in namespace ${namespace}`);
     return revision;
   } catch (error) {
     const unready = await watcher.stop();
-    if (error instanceof HelmError) await explainPods(cluster, namespace, releasePods, options.logger, unready);
+    if (error instanceof HelmError) await explainPods(client, namespace, releasePods, options.logger, unready);
     throw error;
   } finally {
-    cluster.close();
+    client.close();
+    await credentials.close();
   }
 }
 
-/** Kinds that live outside namespaces, so `appliedObjects` names them without one (run-command cannot ask discovery first). */
-const CLUSTER_SCOPED_KINDS = new Set([
-  'Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'StorageClass', 'PersistentVolume',
-  'PriorityClass', 'IngressClass', 'ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration', 'APIService', 'RuntimeClass',
-]);
-
-const ROLLOUT_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
-
-async function deployThroughRunCommand(
-  options: DeployOptions,
-  target: AksCluster,
-  entra: TokenCredential,
-  http: HttpTransport,
-  work: string,
-  manifests: LoadedManifest[] | undefined,
-): Promise<DeployResult> {
-  const namespace = options.namespace || 'default';
-  const context = join(work, 'context');
-  await mkdir(context, { mode: 0o700 });
-  const run = (command: string) => runCommandInCluster({ target, credential: entra, transport: http, command, contextFolder: context, logger: options.logger, pollIntervalMs: options.runCommandPollIntervalMs });
-
-  if (options.deployment.kind === 'manifests') {
-    await writeFile(join(context, 'manifests.yaml'), manifests!.map(({ object }) => `---\n${stringify(object)}`).join(''));
-    const timeout = `--timeout=${options.deployment.rolloutTimeoutSeconds}s`;
-    const steps = [shellCommand('kubectl', ['apply', '--server-side', '--force-conflicts', `--field-manager=${FIELD_MANAGER}`, `--namespace=${namespace}`, '-f', 'manifests.yaml'])];
-    for (const { object } of manifests!) {
-      const where = `--namespace=${object.metadata.namespace ?? namespace}`;
-      const ref = `${object.kind.toLowerCase()}/${object.metadata.name}`;
-      if (ROLLOUT_KINDS.has(object.kind)) steps.push(shellCommand('kubectl', ['rollout', 'status', ref, where, timeout]));
-      if (object.kind === 'Job') steps.push(shellCommand('kubectl', ['wait', '--for=condition=complete', ref, where, timeout]));
-    }
-    // On failure the pods and warnings say why, as in the direct path.
-    const explain = `{ ${shellCommand('kubectl', ['get', 'pods', `--namespace=${namespace}`, '-o', 'wide'])}; ${shellCommand('kubectl', ['get', 'events', `--namespace=${namespace}`, '--field-selector=type=Warning'])}; exit 1; }`;
-    await run(`set -e; ${steps.map((step) => `${step} || ${explain}`).join('; ')}`);
-    const appliedObjects = manifests!.map(({ object }) =>
-      objectName({ kind: object.kind, name: object.metadata.name, namespace: CLUSTER_SCOPED_KINDS.has(object.kind) ? undefined : (object.metadata.namespace ?? namespace) }),
-    );
-    return { namespace, appliedObjects };
+/** The run summary attached to the pipeline run. */
+export function renderDeploySummary(result: DeployResult): string {
+  const lines = ['### Deployed to Kubernetes', '', '| | |', '|---|---|', `| Connection | ${result.connection} |`, `| Cluster | ${result.cluster} |`, `| Namespace | \`${result.namespace}\` |`];
+  if (result.release) lines.push(`| Release | \`${result.release.name}\` revision ${result.release.revision} |`);
+  if (result.appliedObjects) {
+    const shown = result.appliedObjects.slice(0, SUMMARY_OBJECTS).map((name) => `\`${name}\``);
+    const more = result.appliedObjects.length - shown.length;
+    lines.push(`| Applied | ${result.appliedObjects.length} object(s): ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''} |`);
   }
-
-  const release = options.deployment.release;
-  // The command pod cannot log in to the registry: an OCI chart is pulled here and shipped in the context.
-  let chart = release.chart;
-  if (ociChartHost(chart)) {
-    const registryConfig = join(work, 'registry.json');
-    await writeRegistryConfig(registryConfig, chart, entra, http, options.secrets);
-    const pulled = join(work, 'pulled');
-    await mkdir(pulled);
-    await runHelm(helmPullArgs(chart, release.chartVersion, pulled, registryConfig), { home: join(work, 'helm'), logger: options.logger, helmPath: options.helmPath });
-    chart = await copyIntoContext(join(pulled, await onlyFile(pulled)), context);
-  } else {
-    chart = await copyIntoContext(chart, context);
-  }
-  const valueFiles = await Promise.all(release.valueFiles.map((file) => copyIntoContext(file, context)));
-  const overridesFile = await writeOverridesFile(context, release.overrides);
-  const args = helmUpgradeArgs({ ...release, chart, chartVersion: undefined, valueFiles, namespace }, { overridesFile });
-  const logs = await run(shellCommand('helm', args));
-  const json = logs.split('\n').reverse().find((line) => line.trim().startsWith('{'));
-  const revision = releaseRevision(json ?? logs);
-  options.logger.info(`Release ${release.releaseName} is at revision ${revision} in namespace ${namespace}`);
-  return { namespace, releaseRevision: revision };
+  lines.push(`| Time | ${(result.durationMs / 1000).toFixed(1)} s |`);
+  return `${lines.join('\n')}\n`;
 }
 
-async function onlyFile(folder: string): Promise<string> {
-  const [file] = await readdir(folder);
-  if (!file) throw new Error(`helm pull wrote nothing into ${folder}`);
-  return file;
-}
-
-/** Copies a file or chart folder into the run-command context under a numbered name; returns the relative path. */
-async function copyIntoContext(source: string, context: string): Promise<string> {
-  const target = `${(await readdir(context)).length}-${basename(source)}`;
-  await cp(source, join(context, target), { recursive: true });
-  return target;
-}
+/** Objects named in the summary; the full list is the `appliedObjects` output. */
+const SUMMARY_OBJECTS = 20;

@@ -1,12 +1,14 @@
 // The helm CLI, from PATH (the agent image ships it). Arguments are built as arrays from typed
-// options and never carry a secret: credentials reach helm through files with mode 0600 — a
-// kubeconfig, a registry config and a values file for the overrides — in a folder removed afterwards.
+// options and never carry a secret: helm reads its registry login and the overrides from files with
+// mode 0600, and its cluster credential from the task through the kubeconfig's exec plug-in, all
+// in a folder removed afterwards.
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isMap, parseDocument, stringify } from 'yaml';
 import { InputError, UserError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { EnvironmentChanges } from './helmNetwork.js';
 
 export interface HelmReleaseOptions {
   releaseName: string;
@@ -17,16 +19,15 @@ export interface HelmReleaseOptions {
   valueFiles: string[];
   /** `key.path=value` lines, written to a values file that comes after `valueFiles`. */
   overrides: string[];
-  /** Roll back a failed upgrade (and delete a failed first install). Default true. */
+  /** Roll back a failed upgrade (and delete a failed first install). */
   atomic: boolean;
-  /** Wait for the release's workloads to be ready. `atomic` implies it. */
-  wait: boolean;
+  /** How long helm waits for the release's workloads (it always waits). */
   timeoutSeconds: number;
   createNamespace: boolean;
 }
 
 /** Files helm reads instead of flags with secrets; all in the caller's private folder. */
-export interface HelmFiles {
+interface HelmFiles {
   /** Absent in a run-command pod, which has its own. */
   kubeconfig?: string;
   /** docker config.json-format registry logins; absent where no registry login is needed. */
@@ -41,7 +42,7 @@ export function helmUpgradeArgs(options: HelmReleaseOptions, files: HelmFiles): 
   if (options.chartVersion) args.push('--version', options.chartVersion);
   if (options.createNamespace) args.push('--create-namespace');
   if (options.atomic) args.push('--atomic');
-  if (options.wait || options.atomic) args.push('--wait', '--wait-for-jobs');
+  args.push('--wait', '--wait-for-jobs');
   args.push('--timeout', `${options.timeoutSeconds}s`);
   for (const file of options.valueFiles) args.push('--values', file);
   if (files.overridesFile) args.push('--values', files.overridesFile);
@@ -91,31 +92,47 @@ export async function writeOverridesFile(folder: string, overrides: readonly str
   return path;
 }
 
-export interface HelmRunOptions {
-  /** Private folder for helm's cache, config and data homes, so nothing leaks between jobs. */
+interface HelmRunOptions {
+  /** Private folder for helm's cache, config and data homes and client-go's cache, so nothing leaks between jobs or into the agent user's home. */
   home: string;
   logger: Logger;
   /** Default `helm` from PATH. */
   helmPath?: string;
+  /** Changes to the inherited environment (the agent's CA and proxy, helmNetwork.ts). */
+  env?: EnvironmentChanges;
+  /** Aborting stops helm: SIGTERM, which helm answers by failing the release cleanly, then SIGKILL after HELM_STOP_GRACE_MS. */
+  signal?: AbortSignal;
 }
 
-export class HelmError extends UserError {
-  constructor(
-    message: string,
-    readonly stderr: string,
-  ) {
-    super(message);
-  }
-}
+/** How long a stopped helm may take to record the release as failed before it is killed; well inside the agent's 7.5 s between SIGINT and SIGTERM. */
+const HELM_STOP_GRACE_MS = 3000;
+
+/** helm ran and failed (as opposed to not starting at all). */
+export class HelmError extends UserError {}
 
 /** Runs helm; stderr goes to the log line by line, stdout is returned. Rejects with helm's own error line. */
 export async function runHelm(args: string[], options: HelmRunOptions): Promise<string> {
+  options.signal?.throwIfAborted();
   const helm = options.helmPath ?? 'helm';
   options.logger.debug(`${helm} ${args.join(' ')}`);
-  const child = spawn(helm, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, HELM_CACHE_HOME: join(options.home, 'cache'), HELM_CONFIG_HOME: join(options.home, 'config'), HELM_DATA_HOME: join(options.home, 'data') },
-  });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HELM_CACHE_HOME: join(options.home, 'cache'),
+    HELM_CONFIG_HOME: join(options.home, 'config'),
+    HELM_DATA_HOME: join(options.home, 'data'),
+    // client-go's discovery cache, otherwise in ~/.kube/cache.
+    KUBECACHEDIR: join(options.home, 'kube-cache'),
+  };
+  for (const [name, value] of Object.entries(options.env ?? {})) {
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  }
+  const child = spawn(helm, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const stop = () => {
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), HELM_STOP_GRACE_MS).unref();
+  };
+  options.signal?.addEventListener('abort', stop, { once: true });
   const stdout: Buffer[] = [];
   let stderr = '';
   let partial = '';
@@ -131,11 +148,12 @@ export async function runHelm(args: string[], options: HelmRunOptions): Promise<
       reject(error.code === 'ENOENT' ? new UserError(`helm was not found on PATH (${helm}); install helm on the agent or use the agent image, which ships it.`) : error),
     );
     child.on('close', resolve);
-  });
+  }).finally(() => options.signal?.removeEventListener('abort', stop));
   if (partial.trim()) options.logger.info(`helm: ${partial}`);
+  options.signal?.throwIfAborted();
   if (code !== 0) {
     const errorLine = stderr.split('\n').reverse().find((line) => line.startsWith('Error:')) ?? stderr.trim().split('\n').at(-1) ?? `exit code ${code}`;
-    throw new HelmError(`helm ${args[0]} failed: ${errorLine.replace(/^Error:\s*/, '')}`, stderr);
+    throw new HelmError(`helm ${args[0]} failed: ${errorLine.replace(/^Error:\s*/, '')}`);
   }
   return Buffer.concat(stdout).toString('utf8');
 }

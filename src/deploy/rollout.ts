@@ -22,7 +22,7 @@ type RolloutState = { phase: 'done'; summary: string } | { phase: 'progressing';
  */
 const STUCK_CONTAINER_REASONS = new Set(['CrashLoopBackOff', 'ImagePullBackOff', 'ErrImagePull', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
 
-export interface RolloutOptions {
+interface RolloutOptions {
   /** How long all workloads together may take. */
   timeoutMs: number;
   /** Between status reads. Default 1 s. */
@@ -30,7 +30,7 @@ export interface RolloutOptions {
   logger: Logger;
 }
 
-export class RolloutError extends UserError {}
+class RolloutError extends UserError {}
 
 /** Waits until every Deployment, StatefulSet, DaemonSet and Job in `applied` has rolled out. */
 export async function waitForRollouts(cluster: ClusterClient, applied: readonly AppliedObject[], options: RolloutOptions): Promise<void> {
@@ -133,9 +133,8 @@ async function readState(cluster: ClusterClient, workload: Workload): Promise<Ro
 async function podsOf(cluster: ClusterClient, workload: Workload, object?: WorkloadStatus): Promise<V1Pod[]> {
   const labels = (object ?? (await readWorkload(cluster, workload))).spec?.selector?.matchLabels;
   if (!labels || Object.keys(labels).length === 0) return [];
-  const labelSelector = Object.entries(labels).map(([key, value]) => `${key}=${value}`).join(',');
   try {
-    return (await cluster.core.listNamespacedPod({ namespace: workload.namespace, labelSelector })).items;
+    return (await cluster.core.listNamespacedPod({ namespace: workload.namespace, labelSelector: labelSelector(labels) })).items;
   } catch (error) {
     throw describeKubernetesError(error, `list the pods of ${objectName(workload)}`, cluster.access);
   }
@@ -152,10 +151,9 @@ async function currentRevisionLabel(cluster: ClusterClient, workload: Workload, 
   const revision = object.metadata?.annotations?.['deployment.kubernetes.io/revision'];
   const labels = object.spec?.selector?.matchLabels;
   if (!revision || !labels) return undefined;
-  const labelSelector = Object.entries(labels).map(([key, value]) => `${key}=${value}`).join(',');
   let sets;
   try {
-    sets = await cluster.apps.listNamespacedReplicaSet({ namespace: workload.namespace, labelSelector });
+    sets = await cluster.apps.listNamespacedReplicaSet({ namespace: workload.namespace, labelSelector: labelSelector(labels) });
   } catch (error) {
     throw describeKubernetesError(error, `list the ReplicaSets of ${objectName(workload)}`, cluster.access);
   }
@@ -186,7 +184,12 @@ async function stuckPodReason(cluster: ClusterClient, workload: Workload, object
 async function explainFailure(cluster: ClusterClient, workload: Workload, logger: Logger): Promise<void> {
   const labels = (await readWorkload(cluster, workload).catch(() => undefined))?.spec?.selector?.matchLabels ?? {};
   logger.info(`--- ${objectName(workload)}`);
-  await explainPods(cluster, workload.namespace, Object.entries(labels).map(([key, value]) => `${key}=${value}`).join(','), logger);
+  await explainPods(cluster, workload.namespace, labelSelector(labels), logger);
+}
+
+/** A workload's `matchLabels` as the equality-based selector the list APIs take (`app=web,tier=api`). */
+function labelSelector(matchLabels: Record<string, string>): string {
+  return Object.entries(matchLabels).map(([key, value]) => `${key}=${value}`).join(',');
 }
 
 /**
@@ -233,7 +236,7 @@ export function watchUnreadyPods(cluster: ClusterClient, namespace: string, labe
   };
 }
 
-export function describePod(pod: V1Pod): string {
+function describePod(pod: V1Pod): string {
   const lines = [`pod ${pod.metadata?.name} (${pod.status?.phase ?? 'Unknown'}${pod.spec?.nodeName ? ` on ${pod.spec.nodeName}` : ', not scheduled'})`];
   for (const condition of pod.status?.conditions ?? []) {
     lines.push(`  condition ${condition.type}=${condition.status}${condition.reason ? ` ${condition.reason}` : ''}${condition.message ? `: ${condition.message}` : ''}`);

@@ -1,5 +1,6 @@
 // The vocabulary of the posture checks: every check has a stable id (what pipelines and the report
 // refer to), a severity, the evidence it saw and, when it fails, the exact `az` command that fixes it.
+import { shellQuote } from '../shell.js';
 
 /** `high` findings fail the task in `enforce` and `remediate`; the others are warnings in every mode. */
 export type Severity = 'high' | 'medium' | 'low';
@@ -56,6 +57,5 @@ export function runChecks<Facts>(definitions: CheckDefinition<Facts>[], facts: F
  * `<placeholders>` for values only the user knows stay as they are.
  */
 export function azCommand(args: string[]): string {
-  const plain = (arg: string) => /^[\w@%+=:,./-]+$/.test(arg) || /^<[\w-]+>$/.test(arg);
-  return ['az', ...args].map((arg) => (plain(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`)).join(' ');
+  return ['az', ...args].map((arg) => (/^<[\w-]+>$/.test(arg) ? arg : shellQuote(arg))).join(' ');
 }

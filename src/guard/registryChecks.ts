@@ -17,6 +17,7 @@ export const REGISTRY_CHECK_IDS = {
   adminUser: 'acr-admin-user',
   anonymousPull: 'acr-anonymous-pull',
   exportPolicy: 'acr-export-policy',
+  trustedServices: 'acr-trusted-services',
 } as const;
 
 /** `az acr update --name … --resource-group … <switches>`. */
@@ -26,6 +27,12 @@ function acrUpdate(ref: ResourceRef, ...switches: string[]): string {
 
 export function approvedConnections(connections: PrivateEndpointConnection[]): PrivateEndpointConnection[] {
   return connections.filter((connection) => connection.privateLinkServiceConnectionState?.status === 'Approved');
+}
+
+/** Whether the network rules keep the public internet out (the verdict of acr-public-network). */
+export function publicAccessClosed(registry: Registry): boolean {
+  const defaultAction = registry.networkRuleSet?.defaultAction ?? 'Allow';
+  return registry.publicNetworkAccess === 'Disabled' || (defaultAction === 'Deny' && (registry.networkRuleSet?.ipRules ?? []).length === 0);
 }
 
 function connectionSummary(connection: PrivateEndpointConnection): string {
@@ -44,8 +51,7 @@ const REGISTRY_CHECKS: CheckDefinition<RegistryFacts>[] = [
       const defaultAction = registry.networkRuleSet?.defaultAction ?? 'Allow';
       const ipRules = (registry.networkRuleSet?.ipRules ?? []).map((rule) => rule.iPAddressOrRange);
       const seen = `publicNetworkAccess=${publicAccess}, networkRuleSet.defaultAction=${defaultAction}, ${ipRules.length ? `IP rules ${ipRules.join(', ')}` : 'no IP rules'}`;
-      const closed = publicAccess === 'Disabled' || (defaultAction === 'Deny' && ipRules.length === 0);
-      return { status: closed ? 'pass' : 'fail', evidence: seen, fix: acrUpdate(ref, '--public-network-enabled', 'false', '--default-action', 'Deny') };
+      return { status: publicAccessClosed(registry) ? 'pass' : 'fail', evidence: seen, fix: acrUpdate(ref, '--public-network-enabled', 'false', '--default-action', 'Deny') };
     },
   },
   {
@@ -108,6 +114,22 @@ const REGISTRY_CHECKS: CheckDefinition<RegistryFacts>[] = [
     evaluate: ({ ref, registry }) => {
       const status = registry.policies?.exportPolicy?.status ?? 'enabled';
       return { status: status === 'disabled' ? 'pass' : 'fail', evidence: `policies.exportPolicy.status=${status}`, fix: acrUpdate(ref, '--allow-exports', 'false') };
+    },
+  },
+  {
+    id: REGISTRY_CHECK_IDS.trustedServices,
+    title: 'Trusted Azure services may bypass the network rules (Microsoft Defender image scanning)',
+    severity: 'medium',
+    // Defender for Containers pulls images to scan them as a trusted service: once the network rules
+    // shut the public endpoint, `None` silently stops the scanning. Only matters on a private registry.
+    evaluate: ({ ref, registry }) => {
+      const bypass = registry.networkRuleBypassOptions ?? 'AzureServices';
+      if (!publicAccessClosed(registry)) return { status: 'skip', evidence: `networkRuleBypassOptions=${bypass}; public access is open, so Defender reaches the registry without it` };
+      return {
+        status: bypass === 'AzureServices' ? 'pass' : 'fail',
+        evidence: bypass === 'AzureServices' ? 'networkRuleBypassOptions=AzureServices' : `networkRuleBypassOptions=${bypass}: Microsoft Defender's image scanning cannot reach the registry`,
+        fix: acrUpdate(ref, '--allow-trusted-services', 'true'),
+      };
     },
   },
 ];

@@ -9,14 +9,17 @@ import type { TokenCredential } from '../azure/entra.js';
 import { UserError } from '../errors.js';
 import type { SecretRegistry } from '../log.js';
 
-/** The "Azure Kubernetes Service AAD Server" application: the audience of Entra tokens for AKS (PROTOCOLS.md). */
-export const AKS_ENTRA_SERVER_ID = '6dae42f8-4368-4678-94ff-3960e28e3630';
+/**
+ * The "Azure Kubernetes Service AAD Server" application: the audience of Entra tokens for AKS
+ * (https://learn.microsoft.com/azure/aks/kubelogin-authentication, the `--server-id` kubelogin is given).
+ */
+const AKS_ENTRA_SERVER_ID = '6dae42f8-4368-4678-94ff-3960e28e3630';
 export const AKS_ENTRA_SCOPE = `${AKS_ENTRA_SERVER_ID}/.default`;
 
 /** Where a pod finds its service-account token, CA and namespace. */
-export const IN_CLUSTER_FOLDER = '/var/run/secrets/kubernetes.io/serviceaccount';
+const IN_CLUSTER_FOLDER = '/var/run/secrets/kubernetes.io/serviceaccount';
 
-export type ClusterCredentials =
+type ClusterCredentials =
   /** A bearer token asked for before every use: a file the kubelet rotates, or an Entra credential that refreshes itself. */
   | { kind: 'bearer'; token: () => Promise<string> }
   | { kind: 'clientCertificate'; certPem: string; keyPem: string };
@@ -72,7 +75,7 @@ function inClusterServer(): string {
   return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-export interface KubeconfigOptions {
+interface KubeconfigOptions {
   /** Context to use; default the kubeconfig's `current-context`. */
   context?: string;
   /**

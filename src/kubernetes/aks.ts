@@ -1,5 +1,6 @@
 // AKS through Azure Resource Manager: the cluster's kubeconfig from `listClusterUserCredential`
-// (or the admin one), never the old `accessProfiles` API that needs cluster-admin (PROTOCOLS.md).
+// (or the admin one), never the deprecated `accessProfiles` API that needs cluster-admin
+// (https://learn.microsoft.com/rest/api/aks/managed-clusters/list-cluster-user-credentials).
 import { ContainerServiceClient } from '@azure/arm-containerservice';
 import { armClientSetup, describeArmError, type ArmEndpoint } from '../azure/armPipeline.js';
 import type { TokenCredential } from '../azure/entra.js';
@@ -19,7 +20,7 @@ export function containerServiceClient(target: AksCluster, credential: TokenCred
   return new ContainerServiceClient(setup.credential, target.arm.subscriptionId, setup.options);
 }
 
-export interface AksAccessOptions extends AksCluster {
+interface AksAccessOptions extends AksCluster {
   /** `listClusterAdminCredential` instead of the user one; fails where local accounts are disabled. */
   admin: boolean;
   credential: TokenCredential;

@@ -3,7 +3,7 @@
 // Everything the run needs to keep private (registry logins, the databases, unpacked archives)
 // lives in one owner-only folder that is removed afterwards, also on cancel.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AcrTokenExchange, type RegistryIdentity } from '../acr/exchange.js';
 import type { RegistryAuth } from '../acr/session.js';
@@ -14,7 +14,6 @@ import type { Logger, SecretRegistry } from '../log.js';
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../oci/mediaTypes.js';
 import { formatImageReference, type ImageReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
-import { withPrivateFolder } from '../privateFolder.js';
 import { checkDatabaseArtifact, importHint, TRIVY_DB_LAYER, TRIVY_DB_SOURCE, TRIVY_JAVA_DB_SOURCE } from './database.js';
 import { countBySeverity, parseTrivyReport, renameArtifact, scannedTargets, sortFindings, type Finding, type ScannedTarget, type Severity, type SeverityCounts } from './findings.js';
 import { blockingFindings, formatAge, readDatabaseMetadata } from './gate.js';
@@ -46,8 +45,10 @@ export interface ScanImageOptions {
   reportPath: string;
   /** Where the JUnit report goes. */
   junitPath: string;
-  /** The agent's temp folder: the private folder is made inside. */
+  /** A private folder (the task's own temp folder): the run's folder for logins, caches and unpacked images is made inside and removed afterwards. */
   tempDir: string;
+  /** Aborts when the job is cancelled: Trivy is stopped. */
+  signal?: AbortSignal;
   transport?: TransportOptions;
   logger: Logger;
   secrets: SecretRegistry;
@@ -88,14 +89,17 @@ const MANIFEST_ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFE
 
 export async function scanImage(options: ScanImageOptions): Promise<ScanImageResult> {
   const http = new HttpTransport(options.transport);
+  // mkdtemp makes the folder owner-only.
+  const folder = await mkdtemp(join(options.tempDir, 'scan-image-'));
   try {
-    return await withPrivateFolder(options.tempDir, 'scan-image-', (folder, cancelled) => scanIn(folder, cancelled, http, options));
+    return await scanIn(folder, http, options);
   } finally {
+    await rm(folder, { recursive: true, force: true });
     await http.close();
   }
 }
 
-async function scanIn(folder: string, cancelled: AbortSignal, http: HttpTransport, options: ScanImageOptions): Promise<ScanImageResult> {
+async function scanIn(folder: string, http: HttpTransport, options: ScanImageOptions): Promise<ScanImageResult> {
   const now = options.now ?? (() => new Date());
   const registries = registryAccess(options.auth, http, options);
   const database = formatImageReference(options.databaseRepository);
@@ -133,8 +137,8 @@ async function scanIn(folder: string, cancelled: AbortSignal, http: HttpTranspor
         cwd: folder,
         logger: options.logger,
         killAfterMs: (timeoutSeconds + 60) * 1000,
-        // Stopped when a check fails, or when the agent cancels the job.
-        signal: AbortSignal.any([stop.signal, cancelled]),
+        // Stopped when a check fails, or when the job is cancelled.
+        signal: options.signal ? AbortSignal.any([stop.signal, options.signal]) : stop.signal,
       },
     );
   } catch (error) {

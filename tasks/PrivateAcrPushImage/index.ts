@@ -1,6 +1,6 @@
 import * as tl from 'azure-pipelines-task-lib/task.js';
 import { pushContainerImage, renderPushSummary } from '../../src/image/pushImage.js';
-import { agentTempDirectory, agentTransportOptions, attachSummary, runTask, taskLogger, taskSecrets } from '../common/host.js';
+import { agentTransportOptions, attachSummary, runTask, taskLogger, taskSecrets, taskTempDirectory } from '../common/host.js';
 import { readInputs } from './inputs.js';
 
 void runTask(async () => {
@@ -13,7 +13,7 @@ void runTask(async () => {
     tags: inputs.tags,
     concurrency: inputs.concurrency,
     transport: agentTransportOptions(),
-    tempDir: agentTempDirectory(),
+    tempDir: taskTempDirectory(),
     logger: taskLogger,
     secrets: taskSecrets,
   });

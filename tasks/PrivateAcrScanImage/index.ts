@@ -2,11 +2,11 @@ import * as tl from 'azure-pipelines-task-lib/task.js';
 import { UserError } from '../../src/errors.js';
 import { scanImage } from '../../src/scan/scanImage.js';
 import { renderScanSummary } from '../../src/scan/summary.js';
-import { agentTempDirectory, agentTransportOptions, attachSummary, runTask, taskLogger, taskSecrets } from '../common/host.js';
+import { agentTransportOptions, attachSummary, runTask, taskLogger, taskSecrets, taskTempDirectory } from '../common/host.js';
 import { readInputs } from './inputs.js';
 
-void runTask(async () => {
-  const result = await scanImage({ ...readInputs(), tempDir: agentTempDirectory(), transport: agentTransportOptions(), logger: taskLogger, secrets: taskSecrets });
+void runTask(async (signal) => {
+  const result = await scanImage({ ...readInputs(), tempDir: taskTempDirectory(), signal, transport: agentTransportOptions(), logger: taskLogger, secrets: taskSecrets });
   tl.setVariable('vulnerabilities', String(result.blocking.length), false, true);
   tl.setVariable('reportPath', result.reportPath, false, true);
   attachSummary('scan-image', renderScanSummary(result));

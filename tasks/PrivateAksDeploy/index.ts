@@ -1,13 +1,15 @@
 import * as tl from 'azure-pipelines-task-lib/task.js';
-import { deployToCluster } from '../../src/deploy/deploy.js';
-import { agentTempDirectory, agentTransportOptions, runTask, taskLogger, taskSecrets } from '../common/host.js';
+import { deployToCluster, renderDeploySummary } from '../../src/deploy/deploy.js';
+import { agentTransportOptions, attachSummary, bundledFile, runTask, taskLogger, taskSecrets, taskTempDirectory } from '../common/host.js';
 import { readInputs } from './inputs.js';
 
-void runTask(async () => {
+void runTask(async (signal) => {
   const inputs = readInputs();
-  const result = await deployToCluster({ ...inputs, transport: agentTransportOptions(), tempDir: agentTempDirectory(), logger: taskLogger, secrets: taskSecrets });
-  if (result.releaseRevision !== undefined) tl.setVariable('releaseRevision', String(result.releaseRevision), false, true);
+  const credentialPlugin = { command: process.execPath, args: [bundledFile('kubeCredential.js')] };
+  const result = await deployToCluster({ ...inputs, transport: agentTransportOptions(), tempDir: taskTempDirectory(), credentialPlugin, logger: taskLogger, secrets: taskSecrets, signal });
+  if (result.release) tl.setVariable('releaseRevision', String(result.release.revision), false, true);
   if (result.appliedObjects) tl.setVariable('appliedObjects', result.appliedObjects.join(','), false, true);
-  const what = result.releaseRevision !== undefined ? `release revision ${result.releaseRevision}` : `${result.appliedObjects?.length ?? 0} object(s)`;
+  attachSummary('aks-deploy', renderDeploySummary(result));
+  const what = result.release ? `release ${result.release.name} revision ${result.release.revision}` : `${result.appliedObjects?.length ?? 0} object(s)`;
   tl.setResult(tl.TaskResult.Succeeded, `Deployed ${what} to namespace ${result.namespace}`);
 });

@@ -9,15 +9,12 @@ import { readArmConnection } from '../common/armConnection.js';
 import { readAgentIdentity, readServiceConnectionIdentity } from '../common/azureIdentity.js';
 
 /** The task.json inputs of PrivateAksDeploy@1, validated. Names match task.json exactly. */
-export interface DeployInputs {
+interface DeployInputs {
   connection: ClusterConnection;
   identity?: AzureIdentity;
   namespace?: string;
   deployment: Deployment;
 }
-
-/** Test seam and escape hatch: an agent whose service-account token is mounted somewhere else. */
-const SERVICE_ACCOUNT_FOLDER_VARIABLE = 'KUBERNETES_SERVICE_ACCOUNT_DIR';
 
 export function readInputs(): DeployInputs {
   const connectionType = tl.getInput('connectionType', true)!;
@@ -26,7 +23,7 @@ export function readInputs(): DeployInputs {
   const deployment = readDeployment();
   switch (connectionType) {
     case 'inCluster':
-      return { connection: { kind: 'inCluster', folder: process.env[SERVICE_ACCOUNT_FOLDER_VARIABLE] || undefined }, identity: readRegistryIdentity(), namespace, deployment };
+      return { connection: { kind: 'inCluster' }, identity: readRegistryIdentity(), namespace, deployment };
     case 'kubeconfig':
       return { connection: readKubeconfigConnection(), identity: readRegistryIdentity(), namespace, deployment };
     case 'azureResourceManager':
@@ -125,7 +122,6 @@ function readDeployment(): Deployment {
         valueFiles: lines('valueFiles'),
         overrides: lines('overrides'),
         atomic: tl.getBoolInput('atomic'),
-        wait: true,
         timeoutSeconds: durationSeconds('timeout', tl.getInput('timeout') || '5m'),
         createNamespace: tl.getBoolInput('createNamespace'),
       },
@@ -145,7 +141,7 @@ function lines(name: string): string[] {
 }
 
 /** `300`, `300s`, `5m`, `1h30m` → seconds. */
-export function durationSeconds(input: string, value: string): number {
+function durationSeconds(input: string, value: string): number {
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text);
   const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);

@@ -1,5 +1,6 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as tl from 'azure-pipelines-task-lib/task.js';
 import { UserError, errorMessage } from '../../src/errors.js';
 import type { TransportOptions } from '../../src/http/transport.js';
@@ -28,12 +29,37 @@ export function agentTransportOptions(): TransportOptions {
   return options;
 }
 
-/** The agent's temp folder, wiped after every job; the OS temp folder outside an agent. */
+/**
+ * The agent's temp folder, wiped after every job; the OS temp folder outside an agent. For files
+ * the agent reads after the task ends (summaries, test results, reports); everything else goes in
+ * taskTempDirectory().
+ */
 export function agentTempDirectory(): string {
   return tl.getVariable('Agent.TempDirectory') ?? process.env.RUNNER_TEMP ?? '/tmp';
 }
 
-/** Writes a markdown run summary and attaches it to the run. */
+let taskTemp: string | undefined;
+
+/**
+ * A private (0700) folder for this run inside the agent's temp folder. The cores put every file of
+ * theirs here — kubeconfig, registry login, overrides, run-command context, unpacked inputs — and
+ * runTask removes it when the task ends, whether it succeeded, failed or was cancelled.
+ */
+export function taskTempDirectory(): string {
+  taskTemp ??= mkdtempSync(join(agentTempDirectory(), 'task-'));
+  return taskTemp;
+}
+
+function removeTaskTempDirectory(): void {
+  if (taskTemp) rmSync(taskTemp, { recursive: true, force: true });
+}
+
+/** A file of the task's bundle, beside the running index.js (a program the task starts, such as helm's credential plug-in). */
+export function bundledFile(name: string): string {
+  return join(dirname(process.argv[1] ?? '.'), name);
+}
+
+/** Writes a markdown run summary and attaches it to the run. It stays in the agent's temp folder: the agent uploads it after the task. */
 export function attachSummary(name: string, markdown: string): void {
   const path = join(agentTempDirectory(), `${name}-${Date.now()}.md`);
   writeFileSync(path, markdown, { mode: 0o600 });
@@ -41,15 +67,55 @@ export function attachSummary(name: string, markdown: string): void {
 }
 
 /**
- * The one place errors are caught. A UserError is the single line the user needs; anything else
- * is a bug, so its stack goes to the debug log.
+ * How long a cancelled task's core may take to stop (helm records its release as failed, folders
+ * are removed) before the process exits anyway: the agent sends SIGINT, then SIGTERM after 7.5 s,
+ * then kills the process tree after 2.5 s more (microsoft/azure-pipelines-agent, ProcessInvoker).
  */
-export async function runTask(main: () => Promise<void>): Promise<void> {
-  try {
-    await main();
-  } catch (error) {
+const CANCEL_GRACE_MS = 5000;
+
+/**
+ * Runs a task's main function. The one place errors are caught: a UserError is the single line
+ * the user needs; anything else is a bug, so its stack goes to the debug log. Also the one place
+ * cancellation is handled: on SIGINT or SIGTERM `signal` aborts, the core gets CANCEL_GRACE_MS to
+ * stop what it started, then the task's temp folder is removed and the process exits failed. A
+ * second signal cuts the grace short.
+ */
+export async function runTask(main: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const cancel = new AbortController();
+  let stopRequested: (name: NodeJS.Signals) => void = () => undefined;
+  const stopped = new Promise<NodeJS.Signals>((resolve) => (stopRequested = resolve));
+  const onSignal = (name: NodeJS.Signals) => {
+    if (cancel.signal.aborted) exitCancelled(name);
+    stopRequested(name);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const work = main(cancel.signal).then(
+    () => ({ failed: false as const }),
+    (error: unknown) => ({ failed: true as const, error }),
+  );
+  const outcome = await Promise.race([work, stopped.then((name) => ({ signal: name }))]);
+  if ('signal' in outcome) {
+    cancel.abort(new UserError(`The task was cancelled (${outcome.signal}).`));
+    await Promise.race([work, sleep(CANCEL_GRACE_MS)]);
+    exitCancelled(outcome.signal);
+  }
+  // Done: a late signal gets node's default again, so nothing left open can make the process ignore it.
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  removeTaskTempDirectory();
+  if (outcome.failed) {
+    const { error } = outcome;
     if (!(error instanceof UserError)) tl.debug(error instanceof Error ? (error.stack ?? error.message) : String(error));
     tl.setResult(tl.TaskResult.Failed, errorMessage(error).split(/\r?\n/)[0]);
     process.exitCode = 1;
   }
+}
+
+function exitCancelled(signal: NodeJS.Signals): never {
+  removeTaskTempDirectory();
+  tl.setResult(tl.TaskResult.Failed, `Cancelled (${signal}); the task's temporary files are removed.`);
+  // Sockets and timers of the interrupted work would keep the process alive past the agent's kill.
+  process.exit(1);
 }

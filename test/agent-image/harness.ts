@@ -37,6 +37,8 @@ export interface ConfigRecord {
   argv: string[];
   secretsOnCommandLine: string[];
   envInputs: string[];
+  /** What the agent would report: its environment minus VSO_AGENT_IGNORE, plus Agent.*. */
+  capabilities: Record<string, string>;
 }
 
 export interface ScriptExit {

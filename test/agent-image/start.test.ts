@@ -128,6 +128,10 @@ void describe('start.sh registers and runs the agent', () => {
       const records = await sandbox.configRecords();
       assert.equal(records.length, 1);
       assertCredential(records[0], auth, secret);
+      // Capabilities are reported at registration too: credential sources stay out of them there.
+      const capabilities = records[0].capabilities;
+      assert.equal(capabilities.AZP_POOL, 'private-aks');
+      for (const name of ['AZP_TOKEN_FILE', 'AZP_CLIENT_SECRET_FILE', 'AZP_CLIENT_ID', 'AZP_TENANT_ID']) assert.ok(!(name in capabilities), name);
       // The placeholder stays in the pool: KEDA's parent agent, whose capabilities jobs match.
       assert.deepEqual(await sandbox.registeredAgents(), ['agent-0']);
       assert.ok(!((await sandbox.allLogText()) + exit.stdout + exit.stderr).includes(secret));
@@ -313,13 +317,65 @@ void describe('start.sh drains on SIGTERM and SIGINT', () => {
   });
 });
 
+void describe('start.sh stops an ephemeral agent that gets no job (AZP_IDLE_TIMEOUT_SECONDS)', () => {
+  void test('no job within the timeout: the listener stops and the agent deregisters', async (t) => {
+    const sandbox = await Sandbox.create();
+    t.after(() => sandbox.dispose());
+    const { env } = await credentials(sandbox, 'pat');
+    const startedAt = Date.now();
+    const exit = await sandbox.start({ ...baseEnv('ephemeral'), ...env, AZP_IDLE_TIMEOUT_SECONDS: '1' }).exited;
+
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.deepEqual(eventNames(await sandbox.events()), [
+      'configured agent-0',
+      'listener-started once=true',
+      'listener-signal SIGTERM',
+      'listener-stopped',
+      'removed agent-0',
+    ]);
+    assert.ok(Date.now() - startedAt >= 1000, 'stopped before the timeout');
+    assert.match(exit.stderr, /^start\.sh: no job within 1s: stopping the listener$/m);
+    assert.deepEqual(await sandbox.registeredAgents(), []);
+  });
+
+  void test('a job that starts before the timeout runs to its end, however long it takes', async (t) => {
+    const sandbox = await Sandbox.create();
+    t.after(() => sandbox.dispose());
+    const { env } = await credentials(sandbox, 'pat');
+    await sandbox.queueJob('long-job', 2.5);
+    const exit = await sandbox.start({ ...baseEnv('ephemeral'), ...env, AZP_IDLE_TIMEOUT_SECONDS: '1' }).exited;
+
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.deepEqual(eventNames(await sandbox.events()), [
+      'configured agent-0',
+      'listener-started once=true',
+      'job-started long-job',
+      'job-finished long-job',
+      'listener-stopped',
+      'removed agent-0',
+    ]);
+    assert.doesNotMatch(exit.stderr, /no job within/);
+  });
+});
+
 void describe('start.sh validates its environment first', () => {
   const cases: { name: string; env: Record<string, string | undefined>; lines: string[] }[] = [
     { name: 'no AZP_URL', env: { AZP_URL: undefined }, lines: ['AZP_URL is required: the organization URL, e.g. https://dev.azure.com/contoso'] },
     { name: 'AZP_URL not a URL', env: { AZP_URL: 'dev.azure.com/contoso' }, lines: ["AZP_URL must be an http(s) URL, got 'dev.azure.com/contoso'"] },
     { name: 'unknown AZP_AUTH', env: { AZP_AUTH: 'password' }, lines: ["AZP_AUTH must be pat, sp or workload-identity, got 'password'"] },
-    { name: 'unknown AZP_MODE', env: { AZP_MODE: 'forever' }, lines: ["AZP_MODE must be persistent, ephemeral or placeholder, got 'forever'"] },
+    { name: 'unknown AZP_MODE', env: { AZP_MODE: 'forever' }, lines: ["AZP_MODE must be persistent, ephemeral, placeholder or cleanup, got 'forever'"] },
     { name: 'AZP_DRAIN_TIMEOUT with a unit', env: { AZP_DRAIN_TIMEOUT: '5m' }, lines: ["AZP_DRAIN_TIMEOUT must be a whole number of seconds, got '5m'"] },
+    { name: 'AZP_IDLE_TIMEOUT_SECONDS with a unit', env: { AZP_MODE: 'ephemeral', AZP_IDLE_TIMEOUT_SECONDS: '10m' }, lines: ["AZP_IDLE_TIMEOUT_SECONDS must be a whole number of seconds, got '10m'"] },
+    {
+      name: 'an idle timeout for a persistent agent',
+      env: { AZP_IDLE_TIMEOUT_SECONDS: '600' },
+      lines: ['AZP_IDLE_TIMEOUT_SECONDS applies to AZP_MODE=ephemeral only; unset it for AZP_MODE=persistent'],
+    },
+    {
+      name: 'AZP_CLEANUP_OFFLINE_MINUTES not a number',
+      env: { AZP_MODE: 'cleanup', AZP_CLEANUP_OFFLINE_MINUTES: 'an hour' },
+      lines: ["AZP_CLEANUP_OFFLINE_MINUTES must be a whole number of minutes, got 'an hour'"],
+    },
     { name: 'pat without a token file', env: { AZP_TOKEN_FILE: undefined }, lines: ['AZP_TOKEN_FILE is required when AZP_AUTH=pat'] },
     { name: 'token file missing', env: { AZP_TOKEN_FILE: '/nonexistent/pat' }, lines: ['AZP_TOKEN_FILE (/nonexistent/pat) is not a readable file'] },
     {

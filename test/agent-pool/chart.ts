@@ -51,6 +51,7 @@ export interface Container {
     capabilities?: { drop?: string[]; add?: string[] };
   };
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
 
 export interface Volume {
@@ -58,6 +59,8 @@ export interface Volume {
   emptyDir?: Record<string, unknown>;
   secret?: { secretName: string; items?: { key: string; path: string }[] };
   configMap?: { name: string };
+  persistentVolumeClaim?: { claimName: string };
+  csi?: { driver: string };
   hostPath?: unknown;
 }
 
@@ -91,16 +94,32 @@ export async function scenarioValues(file: string): Promise<ScenarioValues> {
   return parse(await readFile(path.join(CHART_DIR, 'ci', file), 'utf8')) as ScenarioValues;
 }
 
+/** One entry of the chart's `profiles` value. */
+export interface ProfileValues {
+  name: string;
+  capabilities?: Record<string, string>;
+  demands?: string[];
+  resources?: Record<string, unknown>;
+  maxReplicas?: number;
+  image?: { repository?: string; tag?: string; digest?: string };
+  nodeSelector?: Record<string, string>;
+  tolerations?: Record<string, unknown>[];
+}
+
 /** The values the tests read back from a scenario file (everything else keeps the chart's defaults). */
 export interface ScenarioValues {
   mode: 'persistent' | 'scaledJob';
+  profiles?: ProfileValues[];
+  cleanup?: { enabled?: boolean; offlineMinutes?: number; keepAgents?: string[] };
+  caches?: { volume?: Record<string, unknown>; mountPath?: string };
   azp: { url: string; pool?: string };
   auth: { existingSecret?: string; secretType?: 'pat' | 'servicePrincipal'; createSecret?: boolean; workloadIdentity?: { clientId: string; tenantId: string } };
   deployTargets?: string[];
   clusterWide?: boolean;
   drainTimeoutSeconds?: number;
   keda?: { version?: string };
-  persistent?: { replicas?: number };
+  persistent?: { replicas?: number; workVolumeClaim?: { enabled?: boolean; size?: string; storageClassName?: string } };
+  scaledJob?: { maxReplicaCount?: number; idleTimeoutSeconds?: number };
   networkPolicy?: { enabled?: boolean };
 }
 
@@ -181,6 +200,8 @@ export function podTemplates(objects: KubeObject[]): { owner: KubeObject; templa
       found.push({ owner: object, template: spec?.template as PodTemplate });
     } else if (object.kind === 'ScaledJob') {
       found.push({ owner: object, template: (spec?.jobTargetRef as { template: PodTemplate }).template });
+    } else if (object.kind === 'CronJob') {
+      found.push({ owner: object, template: (spec?.jobTemplate as { spec: { template: PodTemplate } }).spec.template });
     }
   }
   return found;
@@ -200,4 +221,19 @@ export function agentContainer(template: PodTemplate): Container {
   const container = template.spec.containers.find((candidate) => candidate.name === 'agent');
   if (!container) throw new Error('no agent container');
   return container;
+}
+
+/** Pod templates of the pods that run the agent (StatefulSets, ScaledJobs, placeholder hooks): not the test pod, not the cleanup. */
+export function agentPodTemplates(objects: KubeObject[]): { owner: KubeObject; template: PodTemplate }[] {
+  return podTemplates(objects).filter(({ owner }) => owner.kind !== 'Pod' && owner.kind !== 'CronJob');
+}
+
+/** The profile a rendered object belongs to (its `azure-pipelines-agent/profile` label). */
+export function profileOf(object: { metadata: { labels?: Record<string, string> } }): string | undefined {
+  return object.metadata.labels?.['azure-pipelines-agent/profile'];
+}
+
+/** Every environment variable with a literal value, as a map. */
+export function envMap(container: Container): Record<string, string> {
+  return Object.fromEntries((container.env ?? []).flatMap((variable) => (variable.value === undefined ? [] : [[variable.name, variable.value]])));
 }

@@ -19,6 +19,9 @@ const FETCH_KEDA_CRDS = fileURLToPath(new URL('../../scripts/fetch-keda-crds.sh'
 /** A namespace no scenario deploys into: the agents must have no rights there. */
 const UNRELATED_NAMESPACE = 'unrelated';
 
+/** Where the upgrade test installs, per mode. */
+const UPGRADE_NAMESPACES = { persistent: 'upgrade-persistent', scaledJob: 'upgrade-scaledjob' } as const;
+
 /** Where the test that installs invalid values tries to. */
 const REFUSED_NAMESPACE = 'refused';
 
@@ -48,16 +51,23 @@ function existingSecret(values: ScenarioValues, namespace: string): Record<strin
   return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, type: 'Opaque', stringData };
 }
 
-/** A Pod for each rendered pod template, so Pod Security admission judges what controllers would create. */
+/**
+ * A Pod for each rendered pod template, so Pod Security admission judges what controllers would
+ * create; a StatefulSet's pods also get a volume per claim template, as its controller adds them.
+ */
 function templateProbes(objects: KubeObject[], namespace: string): KubeObject[] {
   return podTemplates(objects)
     .filter(({ owner }) => owner.kind !== 'Pod')
-    .map(({ owner, template }) => ({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: `${owner.metadata.name}-${owner.kind.toLowerCase()}-probe`, namespace, labels: template.metadata.labels, annotations: template.metadata.annotations },
-      spec: { restartPolicy: 'Never', ...template.spec },
-    }));
+    .map(({ owner, template }) => {
+      const claims = owner.kind === 'StatefulSet' ? ((owner.spec as { volumeClaimTemplates?: { metadata: { name: string } }[] }).volumeClaimTemplates ?? []) : [];
+      const claimVolumes = claims.map((claim) => ({ name: claim.metadata.name, persistentVolumeClaim: { claimName: `${claim.metadata.name}-${owner.metadata.name}-0` } }));
+      return {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `${owner.metadata.name}-${owner.kind.toLowerCase()}-probe`, namespace, labels: template.metadata.labels, annotations: template.metadata.annotations },
+        spec: { restartPolicy: 'Never', ...template.spec, volumes: [...(template.spec.volumes ?? []), ...claimVolumes] },
+      };
+    });
 }
 
 void describe('agent pool chart: helm install into the real API server', () => {
@@ -90,7 +100,7 @@ void describe('agent pool chart: helm install into the real API server', () => {
         namespace: `pool-${index}`,
       })),
     );
-    kubelet = await startFakeKubelet(cluster, { namespaces: [...scenarios.map((scenario) => scenario.namespace), REFUSED_NAMESPACE] });
+    kubelet = await startFakeKubelet(cluster, { namespaces: [...scenarios.map((scenario) => scenario.namespace), ...Object.values(UPGRADE_NAMESPACES), REFUSED_NAMESPACE] });
     helm = await Helm.create(cluster.adminKubeconfigPath);
     await ensureNamespace(UNRELATED_NAMESPACE);
   });
@@ -103,11 +113,23 @@ void describe('agent pool chart: helm install into the real API server', () => {
   });
 
   void it('installs every scenario into namespaces enforcing restricted, and the agents may deploy only where deployTargets says', async () => {
-    assert.ok(scenarios.length >= 5, 'expected the five scenarios under ci/');
+    assert.ok(scenarios.length >= 7, 'expected the seven scenarios under ci/');
     for (const scenario of scenarios) {
       await installAndCheck(scenario);
     }
   });
+
+  /** Phases of the pods a label selector picks. */
+  async function runningPhases(namespace: string, selector: string): Promise<string[]> {
+    const pods = JSON.parse(await cluster.kubectl(['get', 'pods', `--namespace=${namespace}`, `--selector=${selector}`, '--output=json'])) as { items: { status: { phase: string } }[] };
+    return pods.items.map((pod) => pod.status.phase);
+  }
+
+  /** `kind/name` → UID of the objects a label selector picks, for comparing before and after an upgrade. */
+  async function uids(namespace: string, kinds: string, selector: string): Promise<Map<string, string>> {
+    const list = JSON.parse(await cluster.kubectl(['get', kinds, `--namespace=${namespace}`, `--selector=${selector}`, '--output=json'])) as { items: { kind: string; metadata: { name: string; uid: string } }[] };
+    return new Map(list.items.map((item) => [`${item.kind}/${item.metadata.name}`, item.metadata.uid]));
+  }
 
   async function dryRunCreate(name: string, objects: KubeObject[]): Promise<void> {
     const manifest = path.join(dir, `${name}.json`);
@@ -135,18 +157,20 @@ void describe('agent pool chart: helm install into the real API server', () => {
     assert.equal(output.includes('WARNING: auth.createSecret=true'), values.auth.createSecret === true, `${file}: NOTES warn exactly when the chart creates the Secret`);
 
     if (values.mode === 'persistent') {
-      const pods = JSON.parse(await cluster.kubectl(['get', 'pods', `--namespace=${namespace}`, `--selector=app.kubernetes.io/instance=${release},app.kubernetes.io/component=agent`, '--output=json'])) as { items: { status: { phase: string } }[] };
-      assert.deepEqual(
-        pods.items.map((pod) => pod.status.phase),
-        Array<string>(values.persistent?.replicas ?? 2).fill('Running'),
-        `${file}: the StatefulSet's pods were admitted and run`,
-      );
+      const replicas = (values.profiles ?? [{ name: 'default' }]).reduce((sum, profile) => sum + (profile.maxReplicas ?? values.persistent?.replicas ?? 2), 0);
+      const pods = await runningPhases(namespace, `app.kubernetes.io/instance=${release},app.kubernetes.io/component=agent`);
+      assert.deepEqual(pods, Array<string>(replicas).fill('Running'), `${file}: every profile's StatefulSet pods were admitted and run`);
     } else {
-      // The placeholder hook Job ran to completion (helm waits for it) and was removed on success.
-      const scaledJob = JSON.parse(await cluster.kubectl(['get', 'scaledjob', findObject(rendered, 'ScaledJob').metadata.name, `--namespace=${namespace}`, '--output=json'])) as { spec: { triggers: { metadata: Record<string, string> }[] } };
-      assert.equal(scaledJob.spec.triggers[0]?.metadata.fetchUnfinishedJobsOnly, 'true', file);
+      // Every profile's placeholder hook Job ran to completion (helm waits for hooks) and was removed on success.
+      for (const rendering of rendered.filter((object) => object.kind === 'ScaledJob')) {
+        const scaledJob = JSON.parse(await cluster.kubectl(['get', 'scaledjob', rendering.metadata.name, `--namespace=${namespace}`, '--output=json'])) as { spec: { triggers: { metadata: Record<string, string> }[] } };
+        assert.equal(scaledJob.spec.triggers[0]?.metadata.fetchUnfinishedJobsOnly, 'true', file);
+      }
       const hookJobs = await cluster.kubectl(['get', 'jobs', `--namespace=${namespace}`, '--output=name']);
-      assert.equal(hookJobs.trim(), '', `${file}: the placeholder hook succeeded and was cleaned up`);
+      assert.equal(hookJobs.trim(), '', `${file}: the placeholder hooks succeeded and were cleaned up`);
+    }
+    if (values.cleanup?.enabled) {
+      assert.equal((await cluster.kubectl(['get', 'cronjobs', `--namespace=${namespace}`, '--output=name'])).trim(), `cronjob.batch/${release}-azure-pipelines-agent-cleanup`, file);
     }
 
     const serviceAccountName = findObject(rendered, 'ServiceAccount').metadata.name;
@@ -196,6 +220,46 @@ void describe('agent pool chart: helm install into the real API server', () => {
     assert.ok(refused instanceof ToolError && refused.exitCode === 1, `${file}: the test pod's check passes for an account without rights`);
   }
 
+  void it('helm upgrade from values without profiles to profiles keeps the default profile\'s objects, and adds the others', async () => {
+    const builds = { name: 'builds', capabilities: { 'agent.profile': 'builds' }, demands: ['agent.profile -equals builds'], maxReplicas: 1 };
+    for (const mode of ['persistent', 'scaledJob'] as const) {
+      const namespace = UPGRADE_NAMESPACES[mode];
+      const release = `upgraded-${mode.toLowerCase()}`;
+      await ensureNamespace(namespace);
+      await cluster.admin.request('POST', `/api/v1/namespaces/${namespace}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'azp-pat' }, stringData: { pat: 'test-pat' } });
+      const base = {
+        mode,
+        azp: { url: 'https://dev.azure.com/contoso', pool: 'pool' },
+        image: { repository: 'contoso.azurecr.io/azure-pipelines-agent' },
+        auth: { existingSecret: 'azp-pat' },
+        deployTargets: [UNRELATED_NAMESPACE],
+        networkPolicy: { enabled: false },
+      };
+      const selector = `app.kubernetes.io/instance=${release}`;
+      const kinds = mode === 'persistent' ? 'statefulsets,poddisruptionbudgets,persistentvolumeclaims' : 'scaledjobs,triggerauthentications';
+      await helm.run(['install', release, CHART_DIR, `--namespace=${namespace}`, `--values=${await helm.valuesFile(base)}`, '--wait', '--timeout=120s'], 180_000);
+      const before = await uids(namespace, kinds, selector);
+      assert.ok(before.size >= 2, `${mode}: ${[...before.keys()].join(', ')}`);
+
+      await helm.run(['upgrade', release, CHART_DIR, `--namespace=${namespace}`, `--values=${await helm.valuesFile({ ...base, profiles: [{ name: 'default' }, builds] })}`, '--wait', '--timeout=120s'], 180_000);
+      const after = await uids(namespace, kinds, selector);
+      for (const [object, uid] of before) assert.equal(after.get(object), uid, `${mode}: ${object} was replaced by the upgrade`);
+      const added = [...after.keys()].filter((object) => !before.has(object)).sort();
+      assert.deepEqual(
+        added,
+        mode === 'persistent'
+          ? [`PersistentVolumeClaim/work-${release}-azure-pipelines-agent-builds-0`, `PodDisruptionBudget/${release}-azure-pipelines-agent-builds`, `StatefulSet/${release}-azure-pipelines-agent-builds`]
+          : [`ScaledJob/${release}-azure-pipelines-agent-builds`],
+        mode,
+      );
+      if (mode === 'persistent') {
+        assert.deepEqual(await runningPhases(namespace, `${selector},app.kubernetes.io/component=agent`), ['Running', 'Running', 'Running'], 'two default agents and one builds agent run');
+      } else {
+        assert.equal((await cluster.kubectl(['get', 'jobs', `--namespace=${namespace}`, '--output=name'])).trim(), '', 'both placeholder hooks ran');
+      }
+    }
+  });
+
   void it('refuses values that make no sense at helm install, with a message, before creating anything', async () => {
     await ensureNamespace(REFUSED_NAMESPACE);
     const base = {
@@ -210,6 +274,9 @@ void describe('agent pool chart: helm install into the real API server', () => {
       { values: { deployTargets: [] }, message: /deployTargets is empty: list the namespaces/ },
       { values: { auth: {} }, message: /no authentication configured: set auth\.workloadIdentity\.clientId/ },
       { values: { drainTimeoutSeconds: 3600, terminationGracePeriodSeconds: 1800 }, message: /terminationGracePeriodSeconds=1800 is shorter than drainTimeoutSeconds \(3600\)/ },
+      // A misspelt top-level value is refused rather than ignored (the schema knows every key).
+      { values: { profile: [{ name: 'builds' }] }, message: /values don't meet the specifications of the schema\(s\)[^]*additional properties 'profile' not allowed/ },
+      { values: { mode: 'scaledJob', profiles: [{ name: 'default' }, { name: 'small' }] }, message: /both have no demands: KEDA would start an agent of each/ },
     ];
     for (const { values, message } of cases) {
       const valuesFile = await helm.valuesFile({ ...base, ...values });

@@ -3,15 +3,21 @@
 // keep secrets in files, reach KEDA's trigger through a registered placeholder, and get RBAC only
 // where deployTargets says. Values that make no sense stop the render with a message.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
 import {
   agentContainer,
+  agentPodTemplates,
   CHART_DIR,
+  envMap,
   envValue,
   findObject,
   Helm,
   helmFailure,
   podTemplates,
+  profileOf,
   scenarioFiles,
   scenarioPath,
   scenarioValues,
@@ -52,6 +58,44 @@ interface ScaledJobSpec {
   triggers: Trigger[];
 }
 
+/** Values whose content is free-form (maps of labels, resources, a volume source): documented as one. */
+const FREE_FORM_VALUES = new Set(['resources', 'helperResources', 'podLabels', 'podAnnotations', 'nodeSelector', 'affinity', 'networkPolicy.dns.podLabels', 'serviceAccount.annotations', 'caches.volume']);
+
+/** Dotted paths of values.yaml's leaves (lists and free-form maps count as one). */
+function valuePaths(values: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(values).flatMap(([key, value]) => {
+    const name = `${prefix}${key}`;
+    const isMap = typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length > 0;
+    return isMap && !FREE_FORM_VALUES.has(name) ? valuePaths(value as Record<string, unknown>, `${name}.`) : [name];
+  });
+}
+
+/**
+ * Value names in the first column of the README's tables, spelled out: `a.{b,c}` is a.b and a.c;
+ * after `a.b.c`, `.d` is a.b.d and a bare `d` is a.b.d too (`scaledJob.minReplicaCount`, `maxReplicaCount`).
+ */
+function documentedValues(readme: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of readme.split('\n')) {
+    const firstCell = /^\|([^|]+)\|/.exec(line)?.[1];
+    if (!firstCell) continue;
+    let previous = '';
+    for (const [, token] of firstCell.matchAll(/`([^`]+)`/g)) {
+      const parent = previous.includes('.') ? previous.slice(0, previous.lastIndexOf('.')) : '';
+      const full = token.startsWith('.') ? `${parent}${token}` : !token.includes('.') && !token.includes('[') && parent ? `${parent}.${token}` : token;
+      const braces = /^(.*)\{([^}]+)\}$/.exec(full);
+      for (const name of braces ? braces[2].split(',').map((part) => `${braces[1]}${part.trim()}`) : [full]) names.add(name);
+      previous = braces ? `${braces[1]}x` : full;
+    }
+  }
+  return names;
+}
+
+/** Whether every label of `selector` is on the pod. */
+function labelsMatch(selector: Record<string, string>, labels: Record<string, string> | undefined): boolean {
+  return Object.entries(selector).every(([key, value]) => labels?.[key] === value);
+}
+
 /** Mount paths the agent writes to; everything else is the read-only image. */
 const WRITABLE_PATHS = ['/azp/agent', '/azp/_work', '/tmp', '/home/agent'];
 
@@ -87,6 +131,12 @@ void describe('agent pool chart: render', () => {
     return [...rendered.entries()];
   }
 
+  void it('defaults keda.version to the KEDA release the tests run (agent-image/versions.env)', async () => {
+    const defaults = parse(await readFile(path.join(CHART_DIR, 'values.yaml'), 'utf8')) as { keda: { version: string } };
+    const pinned = /^KEDA_VERSION=v(.+)$/m.exec(await readFile(path.join(CHART_DIR, '..', '..', 'agent-image', 'versions.env'), 'utf8'))?.[1];
+    assert.equal(defaults.keda.version, pinned);
+  });
+
   void it('lints every scenario with --strict', async () => {
     for (const file of scenarios) {
       await helm.run(['lint', '--strict', CHART_DIR, '--values', scenarioPath(file)]);
@@ -118,16 +168,21 @@ void describe('agent pool chart: render', () => {
     }
   });
 
-  void it('gives the agent emptyDir volumes for the folders it writes, with the agent copied into its own', () => {
-    for (const [file, { objects }] of eachScenario()) {
-      for (const { owner, template } of podTemplates(objects).filter(({ owner }) => owner.kind !== 'Pod')) {
+  void it('gives the agent emptyDir volumes for the folders it writes (persistent agents: a claim for the work folder), with the agent copied into its own', () => {
+    for (const [file, { values, objects }] of eachScenario()) {
+      for (const { owner, template } of agentPodTemplates(objects)) {
         const where = `${file}: ${owner.kind}/${owner.metadata.name}`;
         const volumes = new Map((template.spec.volumes ?? []).map((volume) => [volume.name, volume]));
+        const claims = owner.kind === 'StatefulSet' ? ((owner.spec as { volumeClaimTemplates?: { metadata: { name: string } }[] }).volumeClaimTemplates ?? []) : [];
         const mounts = agentContainer(template).volumeMounts ?? [];
         for (const mountPath of WRITABLE_PATHS) {
           const mount = mounts.find((candidate) => candidate.mountPath === mountPath);
           assert.ok(mount, `${where}: nothing mounted at ${mountPath}`);
-          assert.ok(volumes.get(mount.name)?.emptyDir, `${where}: ${mountPath} is not an emptyDir`);
+          if (mountPath === '/azp/_work' && owner.kind === 'StatefulSet' && values.persistent?.workVolumeClaim?.enabled !== false) {
+            assert.ok(!volumes.has(mount.name) && claims.some((claim) => claim.metadata.name === mount.name), `${where}: the work folder is not on the agent's volume claim`);
+          } else {
+            assert.ok(volumes.get(mount.name)?.emptyDir, `${where}: ${mountPath} is not an emptyDir`);
+          }
         }
         const copy = template.spec.initContainers?.find((container) => container.name === 'copy-agent');
         const agentVolume = mounts.find((mount) => mount.mountPath === '/azp/agent')?.name;
@@ -140,7 +195,7 @@ void describe('agent pool chart: render', () => {
 
   void it('gives every agent pod a grace period above its drain timeout, and keeps the autoscaler from evicting it', () => {
     for (const [file, { values, objects }] of eachScenario()) {
-      for (const { owner, template } of podTemplates(objects).filter(({ owner }) => owner.kind !== 'Pod')) {
+      for (const { owner, template } of agentPodTemplates(objects)) {
         const where = `${file}: ${owner.kind}/${owner.metadata.name}`;
         const drain = Number(envValue(agentContainer(template), 'AZP_DRAIN_TIMEOUT'));
         assert.equal(drain, values.drainTimeoutSeconds ?? 3600, where);
@@ -150,11 +205,11 @@ void describe('agent pool chart: render', () => {
     }
   });
 
-  void it('mounts registration secrets as files and never puts them in the environment', () => {
+  void it('mounts registration secrets as files and never puts them in the environment (agents, placeholders and the cleanup job)', () => {
     for (const [file, { values, objects }] of eachScenario()) {
       for (const { owner, template } of podTemplates(objects).filter(({ owner }) => owner.kind !== 'Pod')) {
         const where = `${file}: ${owner.kind}/${owner.metadata.name}`;
-        const agent = agentContainer(template);
+        const [agent] = template.spec.containers;
         const secretKeysInEnv = (agent.env ?? []).flatMap((variable) => (variable.valueFrom?.secretKeyRef ? [variable.valueFrom.secretKeyRef.key] : []));
         assert.ok(!secretKeysInEnv.includes('pat') && !secretKeysInEnv.includes('clientSecret'), `${where}: ${secretKeysInEnv.join(', ')} in env`);
         const authMode = envValue(agent, 'AZP_AUTH');
@@ -211,23 +266,35 @@ void describe('agent pool chart: render', () => {
     }
   });
 
-  void it('creates the persistent agents as a StatefulSet covered by a PodDisruptionBudget', () => {
+  void it('creates the persistent agents as a StatefulSet per profile, each pod under exactly one PodDisruptionBudget', () => {
     for (const [file, { values, objects }] of eachScenario().filter(([, { values }]) => values.mode === 'persistent')) {
-      const statefulSet = findObject(objects, 'StatefulSet');
-      const spec = statefulSet.spec as { replicas: number; selector: { matchLabels: Record<string, string> }; template: PodTemplate };
-      assert.equal(spec.replicas, values.persistent?.replicas ?? 2, file);
-      assert.equal(envValue(agentContainer(spec.template), 'AZP_MODE'), 'persistent', file);
-      assert.equal(agentContainer(spec.template).env?.find((variable) => variable.name === 'AZP_AGENT_NAME')?.valueFrom?.fieldRef?.fieldPath, 'metadata.name', file);
-      const budget = findObject(objects, 'PodDisruptionBudget').spec as { maxUnavailable: number; selector: { matchLabels: Record<string, string> } };
-      assert.deepEqual(budget.selector.matchLabels, spec.selector.matchLabels, file);
-      assert.equal(budget.maxUnavailable, 1, file);
+      const statefulSets = objects.filter((object) => object.kind === 'StatefulSet');
+      const budgets = objects.filter((object) => object.kind === 'PodDisruptionBudget').map((budget) => budget.spec as { maxUnavailable: number; selector: { matchLabels: Record<string, string> } });
+      const profiles = values.profiles ?? [{ name: 'default' }];
+      assert.equal(statefulSets.length, profiles.length, file);
+      for (const profile of profiles) {
+        const statefulSet = findObject(objects, 'StatefulSet', (object) => profileOf(object) === profile.name);
+        const spec = statefulSet.spec as { replicas: number; selector: { matchLabels: Record<string, string> }; template: PodTemplate };
+        assert.equal(spec.replicas, profile.maxReplicas ?? values.persistent?.replicas ?? 2, file);
+        assert.equal(envValue(agentContainer(spec.template), 'AZP_MODE'), 'persistent', file);
+        assert.equal(agentContainer(spec.template).env?.find((variable) => variable.name === 'AZP_AGENT_NAME')?.valueFrom?.fieldRef?.fieldPath, 'metadata.name', file);
+        assert.ok(labelsMatch(spec.selector.matchLabels, spec.template.metadata.labels), `${file}: ${statefulSet.metadata.name} does not select its own pods`);
+        const covering = budgets.filter((budget) => labelsMatch(budget.selector.matchLabels, spec.template.metadata.labels));
+        assert.equal(covering.length, 1, `${file}: ${statefulSet.metadata.name}'s pods fall under ${covering.length} budgets (the eviction API refuses more than one)`);
+        assert.equal(covering[0]?.maxUnavailable, 1, file);
+        // Another profile's StatefulSet may match these pods (the default profile keeps its old selector),
+        // but only through the selector: ownership decides, and every other profile's selector is narrower.
+        for (const other of statefulSets.filter((candidate) => candidate !== statefulSet && profileOf(candidate) !== 'default')) {
+          assert.ok(!labelsMatch((other.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels, spec.template.metadata.labels), `${file}: ${other.metadata.name} selects ${statefulSet.metadata.name}'s pods`);
+        }
+      }
       assert.ok(!objects.some((object) => object.kind === 'ScaledJob'), file);
     }
   });
 
   void it('wires the ScaledJob trigger to the pool, the agent URL, the placeholder hook and its authentication', () => {
     for (const [file, { values, objects }] of eachScenario().filter(([, { values }]) => values.mode === 'scaledJob')) {
-      const scaledJob = findObject(objects, 'ScaledJob').spec as ScaledJobSpec;
+      const scaledJob = findObject(objects, 'ScaledJob', (object) => profileOf(object) === 'default').spec as ScaledJobSpec;
       const [trigger] = scaledJob.triggers;
       assert.equal(scaledJob.triggers.length, 1, file);
       assert.equal(trigger?.type, 'azure-pipelines', file);
@@ -241,7 +308,7 @@ void describe('agent pool chart: render', () => {
       assert.deepEqual([scaledJob.jobTargetRef.parallelism, scaledJob.jobTargetRef.completions, scaledJob.jobTargetRef.backoffLimit], [1, 1, 0], file);
       assert.equal(scaledJob.rollout.strategy, 'gradual', `${file}: an upgrade must not delete running agent Jobs`);
 
-      const placeholderJob = findObject(objects, 'Job', (job) => job.metadata.labels?.['app.kubernetes.io/component'] === 'placeholder');
+      const placeholderJob = findObject(objects, 'Job', (job) => job.metadata.labels?.['app.kubernetes.io/component'] === 'placeholder' && profileOf(job) === 'default');
       assert.deepEqual(placeholderJob.metadata.annotations?.['helm.sh/hook']?.split(','), ['post-install', 'post-upgrade'], file);
       const placeholderPod = (placeholderJob.spec as { template: PodTemplate }).template;
       assert.equal(placeholderPod.spec.automountServiceAccountToken, false, `${file}: the placeholder only registers and needs no API access`);
@@ -351,5 +418,195 @@ void describe('agent pool chart: render', () => {
     }
     // The base the cases start from is valid: each failure comes from its own change.
     await helm.render([await helm.valuesFile(VALID_BASE)]);
+  });
+  void it('keeps the object names of a release without profiles, for its implicit default profile', () => {
+    const { objects } = rendered.get('scaledjob-workload-identity-values.yaml') ?? assert.fail('scenario missing');
+    assert.deepEqual(objects.filter((object) => ['ScaledJob', 'Job', 'TriggerAuthentication'].includes(object.kind)).map((object) => `${object.kind}/${object.metadata.name}`).sort(), [
+      'Job/pool-azure-pipelines-agent-placeholder',
+      'ScaledJob/pool-azure-pipelines-agent',
+      'TriggerAuthentication/pool-azure-pipelines-agent',
+    ]);
+    const persistent = rendered.get('persistent-pat-values.yaml') ?? assert.fail('scenario missing');
+    assert.deepEqual(persistent.objects.filter((object) => ['StatefulSet', 'PodDisruptionBudget'].includes(object.kind)).map((object) => `${object.kind}/${object.metadata.name}`).sort(), [
+      'PodDisruptionBudget/pool-azure-pipelines-agent',
+      'StatefulSet/pool-azure-pipelines-agent',
+    ]);
+  });
+
+  void it('gives each profile its ScaledJob and placeholder, with its capabilities, resources, scheduling, image and replicas', () => {
+    const { values, objects } = rendered.get('scaledjob-profiles-values.yaml') ?? assert.fail('scenario missing');
+    const profiles = values.profiles ?? assert.fail('no profiles');
+    assert.equal(objects.filter((object) => object.kind === 'ScaledJob').length, profiles.length);
+    for (const profile of profiles) {
+      const objectName = profile.name === 'default' ? 'pool-azure-pipelines-agent' : `pool-azure-pipelines-agent-${profile.name}`;
+      const scaledJob = findObject(objects, 'ScaledJob', (object) => object.metadata.name === objectName);
+      assert.equal(profileOf(scaledJob), profile.name);
+      const spec = scaledJob.spec as ScaledJobSpec & { maxReplicaCount: number };
+      assert.equal(spec.maxReplicaCount, profile.maxReplicas);
+      const agent = agentContainer(spec.jobTargetRef.template);
+      const placeholderJob = findObject(objects, 'Job', (job) => job.metadata.name === `${objectName}-placeholder`);
+      const placeholder = agentContainer((placeholderJob.spec as { template: PodTemplate }).template);
+      assert.equal(envValue(placeholder, 'AZP_AGENT_NAME'), `${objectName}-placeholder`);
+      // The placeholder reports the capabilities the profile's agents report: Azure DevOps queues
+      // against it exactly the jobs those agents can take.
+      for (const [name, value] of Object.entries(profile.capabilities ?? {})) {
+        assert.equal(envValue(agent, name), value, `${profile.name}: ${name}`);
+        assert.equal(envValue(placeholder, name), value, `${profile.name}: placeholder ${name}`);
+      }
+      assert.deepEqual(agent.resources, profile.resources ?? { requests: { cpu: '500m', memory: '1Gi' }, limits: { memory: '4Gi' } }, profile.name);
+      const pod = spec.jobTargetRef.template.spec;
+      assert.deepEqual(pod.nodeSelector, profile.nodeSelector, profile.name);
+      assert.deepEqual(pod.tolerations, profile.tolerations, profile.name);
+      assert.equal(agent.image, `contoso.azurecr.io/azure-pipelines-agent:${profile.image?.tag ?? '4.264.2'}`, profile.name);
+      assert.equal(placeholder.image, agent.image, profile.name);
+      assert.equal(spec.jobTargetRef.template.metadata.labels?.['azure-pipelines-agent/profile'], profile.name);
+    }
+  });
+
+  void it('matches jobs to profiles as KEDA reads the trigger: demands with requireAllDemands, parent for the catch-all only', () => {
+    const { values, objects } = rendered.get('scaledjob-profiles-values.yaml') ?? assert.fail('scenario missing');
+    for (const profile of values.profiles ?? []) {
+      const scaledJob = findObject(objects, 'ScaledJob', (object) => profileOf(object) === profile.name).spec as ScaledJobSpec;
+      const { metadata } = scaledJob.triggers[0] ?? assert.fail('no trigger');
+      if (profile.demands?.length) {
+        // With `parent` set KEDA would ignore the demands, so it must be absent.
+        assert.deepEqual(
+          [metadata.parent, metadata.demands, metadata.requireAllDemands, metadata.caseInsensitiveDemandsProcessing],
+          [undefined, profile.demands.join(','), 'true', 'true'],
+          profile.name,
+        );
+      } else {
+        // Without `parent` and `demands` KEDA counts every job of the pool: the catch-all names its placeholder.
+        assert.equal(metadata.parent, 'pool-azure-pipelines-agent-placeholder', profile.name);
+        assert.equal(metadata.demands, undefined, profile.name);
+      }
+      assert.equal(metadata.fetchUnfinishedJobsOnly, 'true', profile.name);
+    }
+  });
+
+  void it('stops ephemeral agents after scaledJob.idleTimeoutSeconds without a job, and never long-lived ones', async () => {
+    const { values, objects } = rendered.get('scaledjob-profiles-values.yaml') ?? assert.fail('scenario missing');
+    for (const { owner, template } of agentPodTemplates(objects)) {
+      const expected = owner.kind === 'ScaledJob' ? String(values.scaledJob?.idleTimeoutSeconds) : undefined;
+      assert.equal(envValue(agentContainer(template), 'AZP_IDLE_TIMEOUT_SECONDS'), expected, `${owner.kind}/${owner.metadata.name}`);
+    }
+    const defaults = rendered.get('scaledjob-workload-identity-values.yaml') ?? assert.fail('scenario missing');
+    assert.equal(envValue(agentContainer((findObject(defaults.objects, 'ScaledJob').spec as ScaledJobSpec).jobTargetRef.template), 'AZP_IDLE_TIMEOUT_SECONDS'), '900');
+    const off = await helm.render([await helm.valuesFile({ ...VALID_BASE, mode: 'scaledJob', scaledJob: { idleTimeoutSeconds: 0 } })]);
+    assert.equal(envValue(agentContainer((findObject(off, 'ScaledJob').spec as ScaledJobSpec).jobTargetRef.template), 'AZP_IDLE_TIMEOUT_SECONDS'), undefined);
+    for (const { template } of agentPodTemplates((rendered.get('persistent-profiles-values.yaml') ?? assert.fail('scenario missing')).objects)) {
+      assert.equal(envValue(agentContainer(template), 'AZP_IDLE_TIMEOUT_SECONDS'), undefined);
+    }
+  });
+
+  void it('runs the cleanup CronJob with the agents\' authentication, keeping every placeholder of the release', () => {
+    for (const [file, { values, objects }] of eachScenario()) {
+      const cronJobs = objects.filter((object) => object.kind === 'CronJob');
+      assert.equal(cronJobs.length, values.cleanup?.enabled ? 1 : 0, file);
+      if (!values.cleanup?.enabled) continue;
+      const template = podTemplates(cronJobs)[0]?.template ?? assert.fail('no pod template');
+      const [container] = template.spec.containers;
+      const env = envMap(container);
+      assert.equal(env.AZP_MODE, 'cleanup', file);
+      assert.equal(env.AZP_CLEANUP_OFFLINE_MINUTES, String(values.cleanup.offlineMinutes ?? 60), file);
+      const placeholders = objects.filter((object) => object.kind === 'Job').map((job) => envValue(agentContainer((job.spec as { template: PodTemplate }).template), 'AZP_AGENT_NAME'));
+      assert.deepEqual(env.AZP_PLACEHOLDER_AGENTS?.split(',') ?? [], [...placeholders, ...(values.cleanup.keepAgents ?? [])], file);
+      assert.equal(template.spec.automountServiceAccountToken, false, file);
+      assert.ok(!(template.spec.initContainers ?? []).length, `${file}: cleanup runs no agent and copies none`);
+      if (values.auth.workloadIdentity) {
+        assert.equal(env.AZP_AUTH, 'workload-identity', file);
+        assert.equal(template.metadata.labels?.['azure.workload.identity/use'], 'true', file);
+        assert.ok(!(template.spec.volumes ?? []).some((volume) => volume.secret), `${file}: a secret with workload identity`);
+        assert.ok(!(container.env ?? []).some((variable) => variable.valueFrom?.secretKeyRef), file);
+      }
+    }
+  });
+
+  void it('points the package caches into caches.volume for the agents, and keeps them out of placeholders and cleanup', () => {
+    for (const [file, { values, objects }] of eachScenario()) {
+      for (const { owner, template } of podTemplates(objects).filter(({ owner }) => owner.kind !== 'Pod')) {
+        const runsJobs = owner.kind === 'StatefulSet' || owner.kind === 'ScaledJob';
+        const [container] = template.spec.containers;
+        const env = envMap(container);
+        const cacheVolume = template.spec.volumes?.find((volume) => volume.name === 'caches');
+        if (!values.caches?.volume || !runsJobs) {
+          assert.equal(cacheVolume, undefined, `${file}: ${owner.kind}/${owner.metadata.name}`);
+          assert.equal(env.npm_config_cache, undefined, `${file}: ${owner.kind}/${owner.metadata.name}`);
+          continue;
+        }
+        const source: Record<string, unknown> = { ...(cacheVolume ?? assert.fail(`${file}: no cache volume`)) };
+        delete source.name;
+        assert.deepEqual(source, values.caches.volume, file);
+        const mount = container.volumeMounts?.find((candidate) => candidate.name === 'caches');
+        assert.equal(mount?.mountPath, '/azp/cache', file);
+        assert.deepEqual(
+          [env.npm_config_cache, env.NUGET_PACKAGES, env.MAVEN_OPTS, env.PIP_CACHE_DIR, env.GOMODCACHE, env.GOCACHE, env.AGENT_TOOLSDIRECTORY],
+          ['/azp/cache/npm', '/azp/cache/nuget/packages', '-Dmaven.repo.local=/azp/cache/maven/repository', '/azp/cache/pip', '/azp/cache/go/mod', '/azp/cache/go/build', '/azp/cache/tools'],
+          file,
+        );
+      }
+    }
+  });
+
+  void it('keeps each persistent agent\'s work folder on a claim of the configured class and size', () => {
+    const { objects } = rendered.get('persistent-profiles-values.yaml') ?? assert.fail('scenario missing');
+    for (const statefulSet of objects.filter((object) => object.kind === 'StatefulSet')) {
+      const claims = (statefulSet.spec as { volumeClaimTemplates: { metadata: { name: string }; spec: { storageClassName?: string; resources: { requests: { storage: string } } } }[] }).volumeClaimTemplates;
+      assert.deepEqual(claims.map((claim) => [claim.metadata.name, claim.spec.storageClassName, claim.spec.resources.requests.storage]), [['work', 'managed-csi-premium', '100Gi']], statefulSet.metadata.name);
+    }
+  });
+
+  void it('refuses profiles that would let a job reach two profiles, or none, saying what to change', async () => {
+    const builds = { name: 'builds', capabilities: { 'agent.profile': 'builds' }, demands: ['agent.profile -equals builds'] };
+    const scaled = { ...VALID_BASE, mode: 'scaledJob' };
+    const cases: { name: string; values: Record<string, unknown>; message: RegExp }[] = [
+      { name: 'two profiles of one name', values: { ...scaled, profiles: [{ name: 'default' }, builds, { ...builds, demands: ['agent.profile'] }] }, message: /profiles\[2\] \(builds\): another profile has the name builds/ },
+      { name: 'two catch-alls', values: { ...scaled, profiles: [{ name: 'default' }, { name: 'small' }] }, message: /profiles\[0\] \(default\) and profiles\[1\] \(small\) both have no demands: KEDA would start an agent of each/ },
+      {
+        name: 'the same demands in another order and case',
+        values: { ...scaled, profiles: [{ name: 'a', capabilities: { x: '1', y: '2' }, demands: ['x', 'y -equals 2'] }, { name: 'b', capabilities: { X: '1', Y: '2' }, demands: ['Y -equals 2', 'X'] }] },
+        message: /profiles\[0\] \(a\) and profiles\[1\] \(b\) have the same demands \(x,y -equals 2\): KEDA would start an agent of each/,
+      },
+      {
+        name: 'a catch-all whose placeholder satisfies another profile',
+        values: { ...scaled, profiles: [{ name: 'default', capabilities: { 'agent.profile': 'builds' } }, builds] },
+        message: /profiles\[0\] \(default\) takes the jobs without demands, and its placeholder also satisfies every demand of profiles\[1\] \(builds\)/,
+      },
+      {
+        name: 'demands only on the agent\'s own capabilities',
+        values: { ...scaled, profiles: [{ name: 'default' }, { name: 'linux', demands: ['Agent.OS -equals Linux'] }] },
+        message: /its placeholder also satisfies every demand of profiles\[1\] \(linux\)/,
+      },
+      { name: 'a demand the profile cannot satisfy', values: { ...scaled, profiles: [{ name: 'gpu', demands: ['gpu'] }] }, message: /profiles\[0\] \(gpu\): demand "gpu" names no capability of the profile: add gpu to profiles\[0\] \(gpu\)\.capabilities/ },
+      { name: 'an -equals demand on another value', values: { ...scaled, profiles: [{ ...builds, demands: ['agent.profile -equals build'] }] }, message: /demand "agent\.profile -equals build" does not match the profile's capability agent\.profile=builds/ },
+      { name: 'an Agent.Version demand', values: { ...scaled, profiles: [{ ...builds, demands: ['agent.profile', 'Agent.Version -gtVersion 4.0.0'] }] }, message: /KEDA ignores Agent\.Version demands/ },
+      { name: 'a capability the chart sets', values: { profiles: [{ name: 'x', capabilities: { AZP_POOL: 'other' } }] }, message: /capability AZP_POOL is a variable the chart, the agent or workload identity sets/ },
+      { name: 'a comma in a demand', values: { profiles: [{ name: 'x', capabilities: { a: '1' }, demands: ['a,b'] }] }, message: /at '\/profiles\/0\/demands\/0'/ },
+      { name: 'a profile name too long for its objects', values: { profiles: [{ name: 'a-profile-name-of-thirty-chars' }] }, message: /would be named pool-azure-pipelines-agent-a-profile-name-of-thirty-chars, longer than 52 characters/ },
+      { name: 'an unknown profile field', values: { profiles: [{ name: 'x', demand: ['y'] }] }, message: /at '\/profiles\/0': additional properties 'demand' not allowed/ },
+      { name: 'a misspelt top-level value', values: { profile: [builds] }, message: /additional properties 'profile' not allowed/ },
+      { name: 'a host path as the cache volume', values: { caches: { volume: { hostPath: { path: '/var/cache' } } } }, message: /at '\/caches\/volume': additional properties 'hostPath' not allowed/ },
+      { name: 'a cache folder over the work folder', values: { caches: { volume: { emptyDir: {} }, mountPath: '/azp/_work/cache' } }, message: /caches\.mountPath=\/azp\/_work\/cache overlaps \/azp\/_work/ },
+    ];
+    for (const { name, values, message } of cases) {
+      const stderr = await helmFailure(helm.render([await helm.valuesFile({ ...VALID_BASE, ...values })]));
+      assert.match(stderr, message, name);
+    }
+    // Valid: a catch-all, and profiles on capabilities it lacks, in either mode; `global` from a parent chart.
+    for (const mode of ['scaledJob', 'persistent']) {
+      await helm.render([await helm.valuesFile({ ...VALID_BASE, mode, global: { imageRegistry: 'x' }, profiles: [{ name: 'default' }, builds, { name: 'linux', capabilities: { 'agent.kind': 'linux' }, demands: ['agent.kind -equals Linux', 'Agent.OS -equals Linux'] }] })]);
+    }
+  });
+  void it('documents every value of values.yaml, and every profile field, in the chart README\'s tables', async () => {
+    const readme = await readFile(path.join(CHART_DIR, 'README.md'), 'utf8');
+    const documented = documentedValues(readme);
+    const values = parse(await readFile(path.join(CHART_DIR, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+    const missing = valuePaths(values).filter((name) => !documented.has(name));
+    assert.deepEqual(missing, [], 'values missing from the README tables');
+    const schema = JSON.parse(await readFile(path.join(CHART_DIR, 'values.schema.json'), 'utf8')) as { properties: { profiles: { items: { properties: Record<string, unknown> } } } };
+    const profileFields = Object.keys(schema.properties.profiles.items.properties).map((field) => `profiles[].${field}`);
+    assert.deepEqual(profileFields.filter((name) => !documented.has(name)), [], 'profile fields missing from the README');
+    const unknown = [...documented].filter((name) => !name.startsWith('profiles[].') && !valuePaths(values).some((value) => value === name || value.startsWith(`${name}.`)));
+    assert.deepEqual(unknown, [], 'the README documents values that do not exist');
   });
 });

@@ -5,11 +5,13 @@
 // commandResults → 202 while running, then 200 with provisioningState, exitCode, logs capped at
 // 512 kB). The command really runs: the context zip is unpacked with `unzip`, and bash runs the
 // command with the built kubectl and helm, a kubeconfig holding the caller's clusterToken, like the
-// command pod AKS starts. ARM rules kept: Entra bearer for the management audience, RBAC before
-// existence, ARM's error envelope.
+// command pod AKS starts — and, like that pod, it sees nothing of the caller's files: it runs in a
+// mount namespace where the temp folder (the agent's temp folder, the tests' files) is an empty
+// tmpfs holding only the unpacked context. ARM rules kept: Entra bearer for the management
+// audience, RBAC before existence, ARM's error envelope.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,6 +23,13 @@ import { runTool } from '../env/processes.js';
 import { kubeToolPath, type ControlPlane } from '../kube/controlPlane.js';
 
 export const ARM_MANAGEMENT_AUDIENCE = 'https://management.core.windows.net/';
+
+/**
+ * Runs `$3` in `$1/context` with the temp folder `$2` covered by an empty tmpfs, into which `$1`
+ * (still reachable through the working directory, hence `--no-canonicalize`) is bound back as
+ * `$2/run-command`.
+ */
+const ISOLATE = 'cd "$1" && mount -t tmpfs tmpfs "$2" && mkdir "$2/run-command" && mount --no-canonicalize --bind . "$2/run-command" && cd "$2/run-command/context" && exec bash -c "$3"';
 export const RUN_COMMAND_LOG_CAP = 512 * 1024;
 
 export interface AksArmOptions {
@@ -124,21 +133,28 @@ export async function startAksArm(options: AksArmOptions): Promise<AksArmStandIn
   async function startCommand(body: { command?: string; context?: string; clusterToken?: string }): Promise<CommandResult> {
     if (!body.command) throw new ArmFailure(400, 'InvalidParameter', 'The value of parameter command is invalid.');
     const dir = await mkdtemp(join(tmpdir(), 'aks-run-command-'));
+    const context = join(dir, 'context');
+    await mkdir(context);
     const files: string[] = [];
     if (body.context) {
       await writeFile(join(dir, 'context.zip'), Buffer.from(body.context, 'base64'));
       files.push(...(await runTool('unzip', ['-Z1', 'context.zip'], { cwd: dir })).stdout.split('\n').filter(Boolean));
-      await runTool('unzip', ['-q', 'context.zip'], { cwd: dir });
+      await runTool('unzip', ['-q', join(dir, 'context.zip')], { cwd: context });
       await rm(join(dir, 'context.zip'));
     }
     standIn.runCommands.push({ command: body.command, files, clusterToken: body.clusterToken ?? '' });
     // The command pod authenticates as the caller: its kubeconfig holds the clusterToken.
-    const kubeconfig = await options.controlPlane.kubeconfigFor({ token: body.clusterToken ?? '' });
+    await cp(await options.controlPlane.kubeconfigFor({ token: body.clusterToken ?? '' }), join(dir, 'kubeconfig'));
     const startedAt = new Date().toISOString();
     const done = new Promise<{ exitCode: number; logs: string; startedAt: string; finishedAt: string }>((resolve) => {
-      const child = spawn('bash', ['-c', body.command!], {
+      const child = spawn('unshare', [...(process.getuid?.() === 0 ? [] : ['--user', '--map-root-user']), '--mount', '--', 'bash', '-c', ISOLATE, 'isolate', dir, tmpdir(), body.command!], {
         cwd: dir,
-        env: { PATH: `${dirname(kubeToolPath('kubectl'))}:${dirname(testToolPath('helm'))}:/usr/bin:/bin`, KUBECONFIG: kubeconfig, HOME: dir, HELM_CACHE_HOME: join(dir, '.helm') },
+        env: {
+          PATH: `${dirname(kubeToolPath('kubectl'))}:${dirname(testToolPath('helm'))}:/usr/bin:/bin`,
+          KUBECONFIG: join(tmpdir(), 'run-command', 'kubeconfig'),
+          HOME: join(tmpdir(), 'run-command'),
+          HELM_CACHE_HOME: join(tmpdir(), 'run-command', 'helm'),
+        },
       });
       let logs = '';
       const collect = (chunk: Buffer) => {

@@ -1,11 +1,13 @@
 // Azure Resource Manager stand-in for the operations PrivateLinkGuard (and later the deploy task)
-// calls: GET and PATCH of a container registry, its private endpoint connections, GET of a managed
-// cluster. Wire shapes follow the ARM REST reference (Microsoft.ContainerRegistry 2025-11-01,
-// Microsoft.ContainerService 2026-04-01) and the ARM RPC rules: bearer tokens from Entra for the
-// management audience, RBAC before existence (403 hides whether a resource exists), ARM's error
-// envelope `{"error":{"code","message"}}`, and the long-running-operation protocol of PATCH
-// (201 + Azure-AsyncOperation polled to `Succeeded`, or 202 + Location polled until it stops
-// answering 202).
+// calls: GET and PATCH of a container registry, its private endpoint connections and replications,
+// GET of a managed cluster, GET and PATCH of a storage account and its private endpoint
+// connections, GET of a Microsoft.Network private endpoint. Wire shapes follow the ARM REST
+// reference (Microsoft.ContainerRegistry 2025-11-01, Microsoft.ContainerService 2026-04-01,
+// Microsoft.Storage 2025-08-01, Microsoft.Network 2024-05-01) and the ARM RPC rules: bearer tokens
+// from Entra for the management audience, RBAC before existence (403 hides whether a resource
+// exists), ARM's error envelope `{"error":{"code","message"}}`, and the long-running-operation
+// protocol of a registry PATCH (201 + Azure-AsyncOperation polled to `Succeeded`, or 202 +
+// Location polled until it stops answering 202); a storage account PATCH answers 200 at once.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type * as http from 'node:http';
@@ -29,6 +31,7 @@ export interface RegistryProperties {
   adminUserEnabled?: boolean;
   anonymousPullEnabled?: boolean;
   dataEndpointEnabled?: boolean;
+  networkRuleBypassOptions?: 'AzureServices' | 'None';
   /** Only `exportPolicy` matters to the guard; the others are filled in like ARM does. */
   policies?: { exportPolicy?: { status: 'enabled' | 'disabled' } };
 }
@@ -40,6 +43,23 @@ export interface ClusterProperties {
   aadProfile?: { managed?: boolean; enableAzureRBAC?: boolean };
   networkProfile?: { networkPlugin?: string; networkPolicy?: string };
 }
+
+/** The wire `properties` of a storage account that tests override; `undefined` leaves a setting out, as ARM does for accounts that never set it. */
+export interface StorageAccountProperties {
+  publicNetworkAccess?: 'Enabled' | 'Disabled' | 'SecuredByPerimeter';
+  networkAcls?: {
+    bypass?: string;
+    defaultAction: 'Allow' | 'Deny';
+    ipRules?: { value: string; action: 'Allow' }[];
+    virtualNetworkRules?: { id: string; action: 'Allow'; state?: string }[];
+    resourceAccessRules?: { tenantId: string; resourceId: string }[];
+  };
+  allowBlobPublicAccess?: boolean;
+  allowSharedKeyAccess?: boolean;
+  minimumTlsVersion?: 'TLS1_0' | 'TLS1_1' | 'TLS1_2';
+}
+
+export type ConnectionStatus = 'Approved' | 'Pending' | 'Rejected' | 'Disconnected';
 
 export interface ArmRequest {
   method: string;
@@ -72,7 +92,20 @@ export interface ArmStandIn {
   requests: ArmRequest[];
   /** A registry with a private posture unless `properties` says otherwise; returns its wire resource. */
   addRegistry(resourceGroup: string, name: string, properties?: RegistryProperties): Json;
-  addPrivateEndpointConnection(resourceGroup: string, registry: string, name: string, status: 'Approved' | 'Pending' | 'Rejected' | 'Disconnected'): void;
+  addPrivateEndpointConnection(resourceGroup: string, registry: string, name: string, status: ConnectionStatus): void;
+  /** A geo-replica of a Premium registry; the home region's replica exists from the start. */
+  addReplication(resourceGroup: string, registry: string, location: string): void;
+  /** A StorageV2 account with a private posture unless `properties` says otherwise; returns its wire resource. */
+  addStorageAccount(resourceGroup: string, name: string, properties?: StorageAccountProperties): Json;
+  /**
+   * A Microsoft.Network private endpoint (in the account's resource group) to the account's
+   * `groupId` sub-resource, and the account's side of the connection, named `<endpoint>.<guid>` as
+   * the storage service names them. `endpointReadable` false leaves the endpoint resource out, as
+   * when it lives where the caller may not read.
+   */
+  addStoragePrivateEndpoint(resourceGroup: string, account: string, endpointName: string, groupId: string, status: ConnectionStatus, endpointReadable?: boolean): void;
+  /** The account's wire resource as ARM would return it now. */
+  storageAccount(resourceGroup: string, name: string): Json | undefined;
   /** A private, Entra-only, Calico-policed cluster unless `properties` says otherwise. */
   addCluster(resourceGroup: string, name: string, properties?: ClusterProperties): Json;
   /** The registry's wire resource as ARM would return it now. */
@@ -96,6 +129,13 @@ class ArmError extends Error {
 interface StoredRegistry {
   resource: Json;
   connections: Json[];
+  /** Replica locations, the home region first. */
+  replicaLocations: string[];
+}
+
+interface StoredStorageAccount {
+  resource: Json;
+  connections: Json[];
 }
 
 interface PendingOperation {
@@ -108,6 +148,17 @@ interface PendingOperation {
 
 const REGISTRY_TYPE = 'Microsoft.ContainerRegistry/registries';
 const CLUSTER_TYPE = 'Microsoft.ContainerService/managedClusters';
+const STORAGE_TYPE = 'Microsoft.Storage/storageAccounts';
+const PRIVATE_ENDPOINT_TYPE = 'Microsoft.Network/privateEndpoints';
+/** Properties a storage account PATCH may carry (StorageAccountPropertiesUpdateParameters). */
+const UPDATABLE_STORAGE_PROPERTIES = new Set([
+  'customDomain', 'encryption', 'sasPolicy', 'keyPolicy', 'accessTier', 'azureFilesIdentityBasedAuthentication', 'supportsHttpsTrafficOnly',
+  'isSftpEnabled', 'isLocalUserEnabled', 'enableExtendedGroups', 'networkAcls', 'largeFileSharesState', 'routingPreference',
+  'dualStackEndpointPreference', 'allowBlobPublicAccess', 'minimumTlsVersion', 'allowSharedKeyAccess', 'allowCrossTenantReplication',
+  'defaultToOAuthAuthentication', 'publicNetworkAccess', 'immutableStorageWithVersioning', 'allowedCopyScope', 'dnsEndpointType',
+]);
+/** The storage service refuses TLS1_3 as a minimum ("Minimum TLS version 1.3 version is not supported"). */
+const SETTABLE_TLS_VERSIONS = new Set(['TLS1_0', 'TLS1_1', 'TLS1_2']);
 /** Properties a registry PATCH may carry (RegistryPropertiesUpdateParameters). */
 const UPDATABLE_REGISTRY_PROPERTIES = new Set([
   'adminUserEnabled', 'networkRuleSet', 'policies', 'encryption', 'dataEndpointEnabled', 'publicNetworkAccess',
@@ -120,14 +171,17 @@ export async function startArm(options: StartArmOptions): Promise<ArmStandIn> {
   const resourceGroups = new Set<string>();
   const registries = new Map<string, StoredRegistry>();
   const clusters = new Map<string, Json>();
+  const storageAccounts = new Map<string, StoredStorageAccount>();
+  const privateEndpoints = new Map<string, Json>();
   const roles = new Map<string, ArmRole>();
   const operations = new Map<string, PendingOperation>();
   const tls = await options.ca.issue(`arm-${randomUUID()}`, ['127.0.0.1', 'localhost']);
   const key = (resourceGroup: string, name: string) => `${resourceGroup}/${name}`.toLowerCase();
   const resourceId = (resourceGroup: string, type: string, name: string) => `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/${type}/${name}`;
 
-  function dataEndpointHostNames(name: string, enabled: boolean): string[] {
-    return enabled ? [`${name.toLowerCase()}.${location}.data.azurecr.io`] : [];
+  /** One per replica region while dedicated data endpoints are on; ARM lists none otherwise. */
+  function dataEndpointHostNames(name: string, enabled: boolean, replicaLocations: string[]): string[] {
+    return enabled ? replicaLocations.map((region) => `${name.toLowerCase()}.${region}.data.azurecr.io`) : [];
   }
 
   /** Applies an update the way ACR does once its operation completes. */
@@ -137,7 +191,7 @@ export async function startArm(options: StartArmOptions): Promise<ArmStandIn> {
     for (const [name, value] of Object.entries(changes)) {
       properties[name] = name === 'policies' ? { ...(properties.policies as Json), ...(value as Json) } : value;
     }
-    properties.dataEndpointHostNames = dataEndpointHostNames(stored.resource.name as string, properties.dataEndpointEnabled === true);
+    properties.dataEndpointHostNames = dataEndpointHostNames(stored.resource.name as string, properties.dataEndpointEnabled === true, stored.replicaLocations);
     if (patch.tags) stored.resource.tags = patch.tags;
   }
 
@@ -147,6 +201,20 @@ export async function startArm(options: StartArmOptions): Promise<ArmStandIn> {
     const ruleSet = (patch.properties as Json | undefined)?.networkRuleSet as Json | undefined;
     if (ruleSet && ruleSet.defaultAction !== 'Allow' && ruleSet.defaultAction !== 'Deny') {
       throw new ArmError(400, 'InvalidRequestContent', `The request content was invalid: defaultAction '${String(ruleSet.defaultAction)}' is not Allow or Deny.`);
+    }
+  }
+
+  function validateStoragePatch(patch: Json): void {
+    const properties = (patch.properties ?? {}) as Json;
+    const unknown = Object.keys(properties).filter((name) => !UPDATABLE_STORAGE_PROPERTIES.has(name));
+    if (unknown.length) throw new ArmError(400, 'InvalidRequestContent', `The request content was invalid and could not be deserialized: could not find member '${unknown[0]}' on object of type 'StorageAccountPropertiesUpdateParameters'.`);
+    const acls = properties.networkAcls as Json | undefined;
+    if (acls && acls.defaultAction !== 'Allow' && acls.defaultAction !== 'Deny') {
+      throw new ArmError(400, 'InvalidRequestContent', `The request content was invalid: networkAcls.defaultAction '${String(acls.defaultAction)}' is not Allow or Deny.`);
+    }
+    const tls = properties.minimumTlsVersion;
+    if (tls !== undefined && (typeof tls !== 'string' || !SETTABLE_TLS_VERSIONS.has(tls))) {
+      throw new ArmError(400, 'InvalidValuesForRequestParameters', `Values for request parameters are invalid: minimumTlsVersion ${JSON.stringify(tls)}.`);
     }
   }
 
@@ -191,6 +259,13 @@ export async function startArm(options: StartArmOptions): Promise<ArmStandIn> {
     findResourceGroup(resourceGroup);
     const stored = registries.get(key(resourceGroup, name));
     if (!stored) throw notFound(REGISTRY_TYPE, name, resourceGroup);
+    return stored;
+  }
+
+  function findStorageAccount(resourceGroup: string, name: string): StoredStorageAccount {
+    findResourceGroup(resourceGroup);
+    const stored = storageAccounts.get(key(resourceGroup, name));
+    if (!stored) throw notFound(STORAGE_TYPE, name, resourceGroup);
     return stored;
   }
 
@@ -253,6 +328,12 @@ export async function startArm(options: StartArmOptions): Promise<ArmStandIn> {
         sendJson(res, 200, { value: findRegistry(resourceGroup, name).connections });
         return 200;
       }
+      if (req.method === 'GET' && /^\/replications$/i.test(rest)) {
+        authorize(objectId, `${REGISTRY_TYPE}/replications/read`, scope, false);
+        const stored = findRegistry(resourceGroup, name);
+        sendJson(res, 200, { value: stored.replicaLocations.map((region) => replicationResource(stored, region)) });
+        return 200;
+      }
       const status = /^\/operationStatuses\/([^/]+)$/i.exec(rest);
       if (req.method === 'GET' && status) {
         const { done } = pollOperation(status[1]);
@@ -278,7 +359,55 @@ export async function startArm(options: StartArmOptions): Promise<ArmStandIn> {
       sendJson(res, 200, cluster);
       return 200;
     }
+    if (type.toLowerCase() === STORAGE_TYPE.toLowerCase()) {
+      if (req.method === 'GET' && rest === '') {
+        authorize(objectId, `${STORAGE_TYPE}/read`, scope, false);
+        sendJson(res, 200, findStorageAccount(resourceGroup, name).resource);
+        return 200;
+      }
+      if (req.method === 'PATCH' && rest === '') {
+        authorize(objectId, `${STORAGE_TYPE}/write`, scope, true);
+        const stored = findStorageAccount(resourceGroup, name);
+        const patch = JSON.parse(await readBody(req)) as Json;
+        standIn.requests.at(-1)!.body = patch;
+        validateStoragePatch(patch);
+        // Each property given replaces the stored one whole (networkAcls included); the update is synchronous.
+        Object.assign(stored.resource.properties as Json, (patch.properties ?? {}) as Json);
+        if (patch.tags) stored.resource.tags = patch.tags;
+        sendJson(res, 200, stored.resource);
+        return 200;
+      }
+      if (req.method === 'GET' && /^\/privateEndpointConnections$/i.test(rest)) {
+        authorize(objectId, `${STORAGE_TYPE}/privateEndpointConnections/read`, scope, false);
+        sendJson(res, 200, { value: findStorageAccount(resourceGroup, name).connections });
+        return 200;
+      }
+    }
+    if (type.toLowerCase() === PRIVATE_ENDPOINT_TYPE.toLowerCase() && req.method === 'GET' && rest === '') {
+      authorize(objectId, `${PRIVATE_ENDPOINT_TYPE}/read`, scope, false);
+      findResourceGroup(resourceGroup);
+      const endpoint = privateEndpoints.get(key(resourceGroup, name));
+      if (!endpoint) throw notFound(PRIVATE_ENDPOINT_TYPE, name, resourceGroup);
+      sendJson(res, 200, endpoint);
+      return 200;
+    }
     throw new ArmError(405, 'MethodNotAllowed', `The stand-in does not serve ${req.method} ${url.pathname}.`);
+  }
+
+  function replicationResource(stored: StoredRegistry, region: string): Json {
+    return {
+      id: `${stored.resource.id as string}/replications/${region}`,
+      name: region,
+      type: `${REGISTRY_TYPE}/replications`,
+      location: region,
+      tags: {},
+      properties: {
+        provisioningState: 'Succeeded',
+        status: { displayStatus: 'Ready', timestamp: new Date().toISOString() },
+        regionEndpointEnabled: true,
+        zoneRedundancy: 'Disabled',
+      },
+    };
   }
 
   const server: RunningServer = await startServer(async (req, res) => {
@@ -304,6 +433,7 @@ export async function startArm(options: StartArmOptions): Promise<ArmStandIn> {
     addRegistry: (resourceGroup, name, properties = {}) => {
       resourceGroups.add(resourceGroup);
       const dataEndpointEnabled = properties.dataEndpointEnabled ?? true;
+      const replicaLocations = [location];
       const resource: Json = {
         id: resourceId(resourceGroup, REGISTRY_TYPE, name),
         name,
@@ -326,7 +456,7 @@ export async function startArm(options: StartArmOptions): Promise<ArmStandIn> {
           },
           encryption: { status: 'disabled' },
           dataEndpointEnabled,
-          dataEndpointHostNames: dataEndpointHostNames(name, dataEndpointEnabled),
+          dataEndpointHostNames: dataEndpointHostNames(name, dataEndpointEnabled, replicaLocations),
           privateEndpointConnections: [],
           publicNetworkAccess: 'Disabled',
           networkRuleBypassOptions: 'AzureServices',
@@ -335,7 +465,7 @@ export async function startArm(options: StartArmOptions): Promise<ArmStandIn> {
           ...properties,
         },
       };
-      registries.set(key(resourceGroup, name), { resource, connections: [] });
+      registries.set(key(resourceGroup, name), { resource, connections: [], replicaLocations });
       return resource;
     },
     addPrivateEndpointConnection: (resourceGroup, registry, name, status) => {
@@ -354,6 +484,91 @@ export async function startArm(options: StartArmOptions): Promise<ArmStandIn> {
       // The registry resource embeds the same connections.
       ((stored.resource.properties as Json).privateEndpointConnections as Json[]).push(connection);
     },
+    addReplication: (resourceGroup, registry, region) => {
+      const stored = findRegistry(resourceGroup, registry);
+      stored.replicaLocations.push(region);
+      const properties = stored.resource.properties as Json;
+      properties.dataEndpointHostNames = dataEndpointHostNames(registry, properties.dataEndpointEnabled === true, stored.replicaLocations);
+    },
+    addStorageAccount: (resourceGroup, name, properties = {}) => {
+      resourceGroups.add(resourceGroup);
+      const endpoint = (service: string) => `https://${name}.${service}.core.windows.net/`;
+      const resource: Json = {
+        id: resourceId(resourceGroup, STORAGE_TYPE, name),
+        name,
+        type: STORAGE_TYPE,
+        location,
+        tags: {},
+        sku: { name: 'Standard_ZRS', tier: 'Standard' },
+        kind: 'StorageV2',
+        properties: {
+          provisioningState: 'Succeeded',
+          creationTime: new Date().toISOString(),
+          primaryLocation: location,
+          statusOfPrimary: 'available',
+          primaryEndpoints: Object.fromEntries(['blob', 'queue', 'table', 'file', 'web', 'dfs'].map((service) => [service, endpoint(service)])),
+          accessTier: 'Hot',
+          supportsHttpsTrafficOnly: true,
+          encryption: { keySource: 'Microsoft.Storage', services: { blob: { enabled: true, keyType: 'Account' }, file: { enabled: true, keyType: 'Account' } } },
+          dnsEndpointType: 'Standard',
+          isHnsEnabled: false,
+          privateEndpointConnections: [],
+          publicNetworkAccess: 'Disabled',
+          networkAcls: { bypass: 'AzureServices', virtualNetworkRules: [], ipRules: [], defaultAction: 'Deny' },
+          allowBlobPublicAccess: false,
+          allowSharedKeyAccess: false,
+          minimumTlsVersion: 'TLS1_2',
+          ...properties,
+        },
+      };
+      storageAccounts.set(key(resourceGroup, name), { resource, connections: [] });
+      return resource;
+    },
+    addStoragePrivateEndpoint: (resourceGroup, account, endpointName, groupId, status, endpointReadable = true) => {
+      const stored = findStorageAccount(resourceGroup, account);
+      const endpointId = resourceId(resourceGroup, PRIVATE_ENDPOINT_TYPE, endpointName);
+      const state = { status, description: status === 'Approved' ? 'Auto-Approved' : '', actionRequired: 'None' };
+      const connectionName = `${endpointName}.${randomUUID()}`;
+      const connection = {
+        id: `${stored.resource.id as string}/privateEndpointConnections/${connectionName}`,
+        name: connectionName,
+        type: `${STORAGE_TYPE}/privateEndpointConnections`,
+        properties: { provisioningState: 'Succeeded', privateEndpoint: { id: endpointId }, privateLinkServiceConnectionState: state },
+      };
+      stored.connections.push(connection);
+      ((stored.resource.properties as Json).privateEndpointConnections as Json[]).push(connection);
+      if (!endpointReadable) return;
+      resourceGroups.add(resourceGroup);
+      const link = {
+        name: endpointName,
+        id: `${endpointId}/${status === 'Approved' ? 'privateLinkServiceConnections' : 'manualPrivateLinkServiceConnections'}/${endpointName}`,
+        type: `${PRIVATE_ENDPOINT_TYPE}/privateLinkServiceConnections`,
+        properties: {
+          provisioningState: 'Succeeded',
+          privateLinkServiceId: stored.resource.id,
+          groupIds: [groupId],
+          privateLinkServiceConnectionState: { status, description: state.description, actionsRequired: 'None' },
+        },
+      };
+      // Connections that need the owner's approval are made as manual ones and stay there once approved.
+      const manual = status !== 'Approved';
+      privateEndpoints.set(key(resourceGroup, endpointName), {
+        name: endpointName,
+        id: endpointId,
+        type: PRIVATE_ENDPOINT_TYPE,
+        location,
+        properties: {
+          provisioningState: 'Succeeded',
+          resourceGuid: randomUUID(),
+          subnet: { id: `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Network/virtualNetworks/vnet-agents/subnets/private-endpoints` },
+          networkInterfaces: [{ id: `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Network/networkInterfaces/${endpointName}.nic` }],
+          privateLinkServiceConnections: manual ? [] : [link],
+          manualPrivateLinkServiceConnections: manual ? [link] : [],
+          customDnsConfigs: [{ fqdn: `${account}.${groupId}.core.windows.net`, ipAddresses: ['10.20.1.5'] }],
+        },
+      });
+    },
+    storageAccount: (resourceGroup, name) => storageAccounts.get(key(resourceGroup, name))?.resource,
     addCluster: (resourceGroup, name, properties = {}) => {
       resourceGroups.add(resourceGroup);
       const cluster: Json = {

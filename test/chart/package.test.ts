@@ -5,10 +5,10 @@ import { cp, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
-import { readTarGz, writeTarGz } from '../../src/chart/archive.js';
-import { checkDependenciesVendored, loadChartFiles, readChartFolder, type Chart } from '../../src/chart/load.js';
-import { renderConfigJson } from '../../src/chart/metadata.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { writeTar } from '../../src/archive/tar.js';
+import { chartFilesFromArchive, checkDependenciesVendored, loadChartFiles, readChartFolder, type Chart } from '../../src/chart/load.js';
+import { decodeMetadata, renderChartYaml, renderConfigJson } from '../../src/chart/metadata.js';
 import { packageChart } from '../../src/chart/package.js';
 import { chartAnnotations, prepareChart } from '../../src/chart/pushChart.js';
 import { runTool } from '../env/processes.js';
@@ -21,10 +21,12 @@ before(async () => {
 after(() => rm(work, { recursive: true, force: true }));
 
 async function loadFolder(folder: string): Promise<Chart> {
-  return loadChartFiles(await readChartFolder(folder), folder, true);
+  return loadChartFiles(await readChartFolder(folder), folder);
 }
 
 const file = (name: string, text: string) => ({ name, data: Buffer.from(text) });
+const tgz = (files: { name: string; data: Buffer }[]) =>
+  gzipSync(writeTar(files.map(({ name, data }) => ({ header: { name, size: data.length, mode: 0o644, uid: 0, gid: 0, mtime: 0 }, data }))));
 const CHART_YAML = 'apiVersion: v2\nname: demo\nversion: 0.1.0\n';
 
 describe('reproducible packaging', () => {
@@ -62,37 +64,20 @@ describe('reproducible packaging', () => {
     assert.ok(differing.length > 0);
     assert.ok(differing.every((offset) => offset >= 136 && offset < 156), 'only the mtime and checksum fields differ');
   });
-
-  test('names past ustar limits survive: a prefix split, then a pax path record; GNU tar agrees', async () => {
-    const split = `web/${'a'.repeat(90)}/${'b'.repeat(90)}.yaml`;
-    const pax = `web/${'c'.repeat(120)}${'d'.repeat(120)}.yaml`;
-    const archive = writeTarGz([file(split, 'one'), file(pax, 'two')], 0);
-    assert.deepEqual(
-      readTarGz(archive, 'test').map((entry) => [entry.name, entry.data.toString()]),
-      [
-        [split, 'one'],
-        [pax, 'two'],
-      ],
-    );
-    const path = join(work, 'long.tgz');
-    await writeFile(path, archive);
-    assert.deepEqual((await runTool('tar', ['-tzf', path])).stdout.trim().split('\n'), [split, pax]);
-  });
 });
 
 describe('loading', () => {
   test('a vendored .tgz subchart is expanded under charts/<name>/, as helm package does', () => {
-    const subchart = writeTarGz([file('redis/Chart.yaml', 'apiVersion: v1\nname: redis\nversion: 7.0.0\n'), file('redis/templates/a.yaml', 'kind: A\n')], 0);
+    const subchart = tgz([file('redis/Chart.yaml', 'apiVersion: v1\nname: redis\nversion: 7.0.0\n'), file('redis/templates/a.yaml', 'kind: A\n')]);
     const chart = loadChartFiles(
       [file('Chart.yaml', `${CHART_YAML}dependencies:\n  - name: redis\n    version: 7.0.0\n    repository: https://example.com\n`), { name: 'charts/redis-7.0.0.tgz', data: subchart }, file('charts/_skipped/x', 'x')],
       'demo',
-      true,
     );
     checkDependenciesVendored(chart, 'demo');
     assert.deepEqual(chart.dependencies.map((dependency) => dependency.metadata.name), ['redis']);
     assert.deepEqual(
-      readTarGz(packageChart(chart), 'demo').map((entry) => entry.name),
-      ['demo/Chart.yaml', 'demo/charts/redis/Chart.yaml', 'demo/charts/redis/templates/a.yaml'],
+      chartFilesFromArchive(packageChart(chart), 'demo').map((entry) => entry.name),
+      ['Chart.yaml', 'charts/redis/Chart.yaml', 'charts/redis/templates/a.yaml'],
     );
   });
 
@@ -100,15 +85,36 @@ describe('loading', () => {
   const failures: [string, { name: string; data: Buffer }[], RegExp][] = [
     ['a stray file in charts/', [file('Chart.yaml', CHART_YAML), file('charts/README.md', 'x')], /demo\/charts\/README\.md: is neither a chart folder nor a \.tgz/],
     ['a subchart folder with no Chart.yaml', [file('Chart.yaml', CHART_YAML), file('charts/sub/values.yaml', 'a: 1')], /demo\/charts\/sub: has no Chart\.yaml/],
-    ['a duplicate dependency alias', [file('Chart.yaml', `${CHART_YAML}dependencies:\n  - name: a\n    alias: x\n  - name: b\n    alias: x\n`)], /more than one dependency is named or aliased 'x'/],
-    ['a version that YAML reads as a number', [file('Chart.yaml', 'apiVersion: v2\nname: demo\nversion: 1.0\n')], /'version' must be a string; quote it/],
-    ['values.yaml that is a list', [file('Chart.yaml', CHART_YAML), file('values.yaml', '- a\n')], /values\.yaml: must be a YAML mapping/],
-    ['a broken values.schema.json', [file('Chart.yaml', CHART_YAML), file('values.schema.json', '{')], /values\.schema\.json: is not valid JSON/],
-    ['an unknown chart type', [file('Chart.yaml', `${CHART_YAML}type: plugin\n`)], /type 'plugin' must be application or library/],
+    ['a duplicate dependency alias', [file('Chart.yaml', `${CHART_YAML}dependencies:\n  - name: a\n    alias: x\n  - name: b\n    alias: x\n`)], /more than one dependency with name or alias "x"/],
+    ['a version that YAML reads as a number helm cannot use', [file('Chart.yaml', 'apiVersion: v2\nname: demo\nversion: 7244500.0\n')], /chart\.metadata\.version "7\.2445e\+06" is invalid/],
+    ['an alias helm refuses', [file('Chart.yaml', `${CHART_YAML}dependencies:\n  - name: a\n    alias: a.b\n`)], /dependency "a" has disallowed characters in the alias/],
+    ['a deprecated flag written as text', [file('Chart.yaml', `${CHART_YAML}deprecated: "yes"\n`)], /cannot unmarshal string into Metadata\.deprecated of type bool; write true or false/],
+    ['values.yaml that is a list', [file('Chart.yaml', CHART_YAML), file('values.yaml', '- a\n')], /values\.yaml: cannot unmarshal array into value of type map\[string\]interface \{\}; values\.yaml must be a mapping/],
+    ['a broken values.schema.json', [file('Chart.yaml', CHART_YAML), file('values.schema.json', '{')], /values\.schema\.json: Invalid JSON in values\.schema\.json/],
+    ['an unknown chart type', [file('Chart.yaml', `${CHART_YAML}type: plugin\n`)], /chart\.metadata\.type must be application or library; 'plugin' is neither/],
   ];
   for (const [problem, files, error] of failures) {
-    test(`refused: ${problem}`, () => assert.throws(() => loadChartFiles(files, 'demo', true), error));
+    test(`refused: ${problem}`, () => assert.throws(() => loadChartFiles(files, 'demo'), error));
   }
+});
+
+describe('Chart.yaml read as Go reads it', () => {
+  test('numbers and booleans in text fields become text the way sigs.k8s.io/yaml writes them', () => {
+    const metadata = decodeMetadata('name: on\nversion: 010\nappVersion: 1.10\nkubeVersion: 1e3\nAPIVERSION: v2\n', 'Chart.yaml');
+    assert.deepEqual(metadata, { name: 'true', version: '8', appVersion: '1.1', kubeVersion: '1000', apiVersion: 'v2' });
+  });
+
+  test('requirements.yaml decodes over Chart.yaml: lists element by element, maps key by key', () => {
+    const chart = decodeMetadata('dependencies:\n  - name: a\n    condition: a.on\nannotations:\n  x: "1"\n', 'Chart.yaml');
+    const merged = decodeMetadata('dependencies:\n  - name: b\n    version: 1.0.0\nannotations:\n  z: "2"\n', 'requirements.yaml', chart);
+    assert.deepEqual(merged.dependencies, [{ name: 'b', condition: 'a.on', version: '1.0.0' }]);
+    assert.deepEqual(merged.annotations, { x: '1', z: '2' });
+  });
+
+  test("an import-values entry 'parent: .' stays the text '.', and is written back so", () => {
+    const metadata = decodeMetadata('apiVersion: v2\nname: a\nversion: 1.0.0\ndependencies:\n  - name: b\n    import-values:\n      - child: x\n        parent: .\n', 'Chart.yaml');
+    assert.match(renderChartYaml(metadata), /\n {2}- child: x\n {4}parent: \.\n/);
+  });
 });
 
 describe('what helm push writes', () => {

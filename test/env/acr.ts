@@ -52,10 +52,16 @@ export interface StartAcrTokenServerOptions {
   entra: EntraStandIn;
   /** The tenant whose tokens this registry accepts; default `entra.tenantId`. */
   tenantId?: string;
+  /**
+   * IPv4 address to listen on and to name in the certificate; default 127.0.0.1. A registry on a
+   * non-loopback address needs its realm there too: oras-go (helm) refuses a loopback or private
+   * realm host unless it is the registry's own, as real ACR's realm is its login server.
+   */
+  address?: string;
 }
 
 export interface AcrTokenServer {
-  /** `https://127.0.0.1:<port>`; the registry's realm is `${url}/oauth2/token`. */
+  /** `https://<address>:<port>`; the registry's realm is `${url}/oauth2/token`. */
   url: string;
   realm: string;
   issuer: string;
@@ -124,7 +130,7 @@ export async function startAcrTokenServer(options: StartAcrTokenServerOptions): 
   const { entra } = options;
   const tenantId = options.tenantId ?? entra.tenantId;
   const [tls, signing] = await Promise.all([
-    options.ca.issue(`acr-token-server-${randomUUID()}`, ['127.0.0.1', 'localhost']),
+    options.ca.issue(`acr-token-server-${randomUUID()}`, [...new Set([options.address ?? '127.0.0.1', '127.0.0.1', 'localhost'])]),
     options.ca.issue(`acr-token-signing-${randomUUID()}`, [], { keyType: 'rsa' }),
   ]);
   const signingKey: KeyObject = createPrivateKey(signing.keyPem);
@@ -276,7 +282,7 @@ export async function startAcrTokenServer(options: StartAcrTokenServerOptions): 
       req.resume();
       sendJson(res, error.status, { errors: [{ code: error.code, message: error.message }] }, challenge);
     }
-  }, tls);
+  }, tls, options.address);
 
   const standIn: AcrTokenServer = {
     url: server.url,

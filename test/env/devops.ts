@@ -64,7 +64,7 @@ export interface DevOpsStandIn {
 }
 
 /** Azure DevOps' error body: `{"$id","innerException","message","typeName","typeKey","errorCode","eventId"}`. */
-function devOpsError(message: string, typeKey: string): Record<string, unknown> {
+export function devOpsError(message: string, typeKey: string): Record<string, unknown> {
   return { $id: '1', innerException: null, message, typeName: `Microsoft.TeamFoundation.DistributedTask.WebApi.${typeKey}, Microsoft.TeamFoundation.DistributedTask.WebApi`, typeKey, errorCode: 0, eventId: 3000 };
 }
 

@@ -18,8 +18,11 @@ export interface TlsIdentity {
   keyPem: string;
 }
 
-/** Answers every request with `handler`; an exception becomes a 500 so a stand-in bug shows up as a failing test, not a hang. */
-export async function startServer(handler: Handler, tls?: TlsIdentity): Promise<RunningServer> {
+/**
+ * Answers every request with `handler`; an exception becomes a 500 so a stand-in bug shows up as a
+ * failing test, not a hang. `address` defaults to 127.0.0.1.
+ */
+export async function startServer(handler: Handler, tls?: TlsIdentity, address?: string): Promise<RunningServer> {
   const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     Promise.resolve().then(() => handler(req, res)).catch((error: unknown) => {
       if (!res.headersSent) sendJson(res, 500, { error: 'stand_in_failure', error_description: String(error) });
@@ -27,21 +30,21 @@ export async function startServer(handler: Handler, tls?: TlsIdentity): Promise<
     });
   };
   const server = tls ? https.createServer({ cert: tls.certPem, key: tls.keyPem }, listener) : http.createServer(listener);
-  return listen(server, tls ? 'https' : 'http');
+  return listen(server, tls ? 'https' : 'http', address);
 }
 
-/** Listens on 127.0.0.1 with a port the kernel picks, so parallel test files never collide. */
-export async function listen(server: http.Server, scheme: 'http' | 'https'): Promise<RunningServer> {
+/** Listens on `address` (default 127.0.0.1) with a port the kernel picks, so parallel test files never collide. */
+export async function listen(server: http.Server, scheme: 'http' | 'https', address = '127.0.0.1'): Promise<RunningServer> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, address, () => {
       server.off('error', reject);
       resolve();
     });
   });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `${scheme}://127.0.0.1:${port}`,
+    url: `${scheme}://${address}:${port}`,
     port,
     stop: () => closeServer(server),
   };

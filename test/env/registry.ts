@@ -29,12 +29,18 @@ export interface StartRegistryOptions {
    * Default false.
    */
   relativeUrls?: boolean;
+  /**
+   * IPv4 address to listen on and to name in the certificate. Default 127.0.0.1. Go clients (helm)
+   * never send loopback hosts through a proxy (golang.org/x/net/http/httpproxy), so a proxy test
+   * needs the machine's own non-loopback address.
+   */
+  address?: string;
 }
 
 export interface RunningRegistry {
-  /** `127.0.0.1:<port>`: the login server clients name. */
+  /** `<address>:<port>`: the login server clients name. */
   host: string;
-  /** `https://127.0.0.1:<port>`. */
+  /** `https://<address>:<port>`. */
   url: string;
   /** The token `service` (and audience) the registry expects: equal to `host`. */
   service: string;
@@ -64,13 +70,14 @@ const STARTUP_TIMEOUT_MS = 10_000;
 
 async function startOnce(options: StartRegistryOptions, attempt: number): Promise<RunningRegistry | 'port-taken'> {
   const [port] = await freePorts(1);
-  const host = `127.0.0.1:${port}`;
+  const address = options.address ?? '127.0.0.1';
+  const host = `${address}:${port}`;
   const url = `https://${host}`;
   const storageDir = path.join(options.dir, 'storage');
   const configPath = path.join(options.dir, `config-${attempt}.yml`);
   const logPath = path.join(options.dir, 'registry.log');
   await mkdir(storageDir, { recursive: true, mode: 0o700 });
-  const tls = await options.ca.issue(`registry-${port}-${attempt}`, ['127.0.0.1', 'localhost']);
+  const tls = await options.ca.issue(`registry-${port}-${attempt}`, [...new Set([address, '127.0.0.1', 'localhost'])]);
   options.tokenServer.registerService(host);
   const config = {
     version: 0.1,

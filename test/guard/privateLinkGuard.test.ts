@@ -1,6 +1,7 @@
 // runPrivateLinkGuard in process against the ARM and Entra stand-ins, with an injected resolver:
 // every check passing and failing in every mode, the registry update and its long-running
-// operation, the refusal to close a registry nobody could reach afterwards, and the ARM errors.
+// operation, the storage account update, the refusal to close a registry or an account nobody
+// could reach afterwards, the data endpoints of every replica region, and the ARM errors.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -12,7 +13,10 @@ import { GUARD_MODES, runPrivateLinkGuard, type GuardMode, type PrivateLinkGuard
 import { silentLogger } from '../../src/log.js';
 import type { TestCa } from '../env/ca.js';
 import type { EntraStandIn } from '../env/entra.js';
-import { startArmEnvironment, type ArmEnvironment, type ArmRole, type ArmStandIn, type ClusterProperties, type RegistryProperties } from '../arm/armServer.js';
+import {
+  startArmEnvironment, type ArmEnvironment, type ArmRole, type ArmStandIn, type ClusterProperties, type ConnectionStatus, type RegistryProperties,
+  type StorageAccountProperties,
+} from '../arm/armServer.js';
 
 let environment: ArmEnvironment;
 let ca: TestCa;
@@ -39,33 +43,61 @@ function principal(role?: ArmRole): AzureIdentity {
 
 /** Answers every name with a private endpoint address unless `publicHosts` names it. */
 function resolverWith(publicHosts: string[] = []): HostResolver & { asked: string[] } {
+  return resolverAnswering((host) => (publicHosts.includes(host) ? ['20.61.2.3'] : ['10.20.0.5']));
+}
+
+function resolverAnswering(answer: (host: string) => string[]): HostResolver & { asked: string[] } {
   const asked: string[] = [];
   return {
     asked,
     resolve: (host) => {
       asked.push(host);
-      return Promise.resolve(publicHosts.includes(host) ? ['20.61.2.3'] : ['10.20.0.5']);
+      return Promise.resolve(answer(host));
     },
   };
+}
+
+interface StorageEndpoint {
+  groupId: string;
+  status: ConnectionStatus;
+  readable?: boolean;
 }
 
 interface Scenario {
   registry?: RegistryProperties;
   /** Default: one approved connection. */
-  connections?: ('Approved' | 'Pending' | 'Rejected')[];
+  connections?: ConnectionStatus[];
+  /** Replica regions besides the home region (westeurope). */
+  replicas?: string[];
   cluster?: ClusterProperties;
-  publicHosts?: (registryName: string) => string[];
+  storage?: StorageAccountProperties;
+  /** Default: one approved private endpoint for blob. */
+  storageEndpoints?: StorageEndpoint[];
+  publicHosts?: (names: Names) => string[];
 }
 
-/** A fresh registry and cluster in their own resource group, private unless the scenario says otherwise. */
-function setUp(scenario: Scenario = {}): { resourceGroup: string; registryName: string; clusterName: string } {
+interface Names {
+  resourceGroup: string;
+  registryName: string;
+  clusterName: string;
+  storageAccountName: string;
+}
+
+/** A fresh registry, cluster and Terraform state account in their own resource group, private unless the scenario says otherwise. */
+function setUp(scenario: Scenario = {}): Names {
   const resourceGroup = `rg-${randomUUID().slice(0, 8)}`;
   const registryName = `reg${randomBytes(4).toString('hex')}`;
   const clusterName = `aks-${randomBytes(3).toString('hex')}`;
+  const storageAccountName = `tfstate${randomBytes(4).toString('hex')}`;
   arm.addRegistry(resourceGroup, registryName, scenario.registry);
   for (const [index, status] of (scenario.connections ?? ['Approved']).entries()) arm.addPrivateEndpointConnection(resourceGroup, registryName, `pe-${index}`, status);
+  for (const region of scenario.replicas ?? []) arm.addReplication(resourceGroup, registryName, region);
   arm.addCluster(resourceGroup, clusterName, scenario.cluster);
-  return { resourceGroup, registryName, clusterName };
+  arm.addStorageAccount(resourceGroup, storageAccountName, scenario.storage);
+  for (const [index, { groupId, status, readable }] of (scenario.storageEndpoints ?? [{ groupId: 'blob', status: 'Approved' }]).entries()) {
+    arm.addStoragePrivateEndpoint(resourceGroup, storageAccountName, `pe-${storageAccountName}-${index}`, groupId, status, readable);
+  }
+  return { resourceGroup, registryName, clusterName, storageAccountName };
 }
 
 async function guard(options: Partial<PrivateLinkGuardOptions> & Pick<PrivateLinkGuardOptions, 'resourceGroup' | 'mode'>): Promise<PrivateLinkGuardResult> {
@@ -87,53 +119,85 @@ function check(result: PrivateLinkGuardResult, id: string): CheckResult {
   return found;
 }
 
-const registryPatches = () => arm.requests.filter((request) => request.method === 'PATCH');
+const registryPatches = () => arm.requests.filter((request) => request.method === 'PATCH' && request.path.includes('/Microsoft.ContainerRegistry/'));
+const storagePatches = () => arm.requests.filter((request) => request.method === 'PATCH' && request.path.includes('/Microsoft.Storage/'));
+const allPatches = () => arm.requests.filter((request) => request.method === 'PATCH');
+
+/** A public Terraform state account, every setting wrong. */
+const PUBLIC_ACCOUNT: StorageAccountProperties = {
+  publicNetworkAccess: 'Enabled',
+  networkAcls: { bypass: 'AzureServices', defaultAction: 'Allow', ipRules: [{ value: '203.0.113.7', action: 'Allow' }], virtualNetworkRules: [] },
+  allowBlobPublicAccess: true,
+  allowSharedKeyAccess: true,
+  minimumTlsVersion: 'TLS1_0',
+};
 
 /**
  * Every check, with a scenario that makes it fail while everything else passes. `remediatedBy`:
- * the PATCH properties `remediate` sends for it; absent when remediate must leave it alone.
+ * the PATCH `remediate` sends for it (to the registry or the storage account); absent when
+ * remediate must leave it alone.
  */
-const CHECKS: { id: string; severity: 'high' | 'medium'; failing: Scenario; remediatedBy?: Record<string, unknown> }[] = [
+const CHECKS: { id: string; severity: 'high' | 'medium'; failing: Scenario; remediatedBy?: { resource: 'registry' | 'storage'; properties: Record<string, unknown> } }[] = [
   {
     id: 'acr-public-network',
     severity: 'high',
     failing: { registry: { publicNetworkAccess: 'Enabled', networkRuleSet: { defaultAction: 'Allow', ipRules: [] } } },
-    remediatedBy: { publicNetworkAccess: 'Disabled', networkRuleSet: { defaultAction: 'Deny', ipRules: [] } },
+    remediatedBy: { resource: 'registry', properties: { publicNetworkAccess: 'Disabled', networkRuleSet: { defaultAction: 'Deny', ipRules: [] } } },
   },
   { id: 'acr-private-endpoint', severity: 'high', failing: { connections: ['Pending'] } },
   { id: 'acr-data-endpoints', severity: 'medium', failing: { registry: { dataEndpointEnabled: false } } },
-  { id: 'acr-admin-user', severity: 'medium', failing: { registry: { adminUserEnabled: true } }, remediatedBy: { adminUserEnabled: false } },
-  { id: 'acr-anonymous-pull', severity: 'high', failing: { registry: { anonymousPullEnabled: true } }, remediatedBy: { anonymousPullEnabled: false } },
+  { id: 'acr-admin-user', severity: 'medium', failing: { registry: { adminUserEnabled: true } }, remediatedBy: { resource: 'registry', properties: { adminUserEnabled: false } } },
+  { id: 'acr-anonymous-pull', severity: 'high', failing: { registry: { anonymousPullEnabled: true } }, remediatedBy: { resource: 'registry', properties: { anonymousPullEnabled: false } } },
   { id: 'acr-export-policy', severity: 'medium', failing: { registry: { policies: { exportPolicy: { status: 'enabled' } } } } },
-  { id: 'acr-private-dns', severity: 'high', failing: { publicHosts: (name) => [`${name}.azurecr.io`] } },
+  {
+    id: 'acr-trusted-services',
+    severity: 'medium',
+    failing: { registry: { networkRuleBypassOptions: 'None' } },
+    remediatedBy: { resource: 'registry', properties: { networkRuleBypassOptions: 'AzureServices' } },
+  },
+  { id: 'acr-private-dns', severity: 'high', failing: { publicHosts: ({ registryName }) => [`${registryName}.azurecr.io`] } },
   { id: 'aks-private-cluster', severity: 'high', failing: { cluster: { apiServerAccessProfile: { enablePrivateCluster: false } } } },
   { id: 'aks-local-accounts', severity: 'medium', failing: { cluster: { disableLocalAccounts: false } } },
   { id: 'aks-entra-rbac', severity: 'medium', failing: { cluster: { aadProfile: { managed: true, enableAzureRBAC: false } } } },
   { id: 'aks-network-policy', severity: 'medium', failing: { cluster: { networkProfile: { networkPlugin: 'azure', networkPolicy: 'none' } } } },
+  { id: 'storage-public-network', severity: 'high', failing: { storage: { publicNetworkAccess: 'Enabled' } }, remediatedBy: { resource: 'storage', properties: { publicNetworkAccess: 'Disabled' } } },
+  {
+    id: 'storage-default-action',
+    severity: 'high',
+    failing: { storage: { networkAcls: { bypass: 'AzureServices', defaultAction: 'Allow', ipRules: [{ value: '203.0.113.7', action: 'Allow' }], virtualNetworkRules: [] } } },
+    // The whole rule set goes back, its IP rules and its bypass kept.
+    remediatedBy: { resource: 'storage', properties: { networkAcls: { bypass: 'AzureServices', defaultAction: 'Deny', ipRules: [{ value: '203.0.113.7', action: 'Allow' }], virtualNetworkRules: [] } } },
+  },
+  { id: 'storage-private-endpoint', severity: 'high', failing: { storageEndpoints: [{ groupId: 'file', status: 'Approved' }, { groupId: 'blob', status: 'Pending' }] } },
+  // Alone in an update, this property is what @azure/arm-storage 20.0.0 would drop from the request.
+  { id: 'storage-blob-public-access', severity: 'high', failing: { storage: { allowBlobPublicAccess: true } }, remediatedBy: { resource: 'storage', properties: { allowBlobPublicAccess: false } } },
+  { id: 'storage-shared-key', severity: 'medium', failing: { storage: { allowSharedKeyAccess: undefined } } },
+  { id: 'storage-tls-version', severity: 'medium', failing: { storage: { minimumTlsVersion: 'TLS1_0' } }, remediatedBy: { resource: 'storage', properties: { minimumTlsVersion: 'TLS1_2' } } },
+  { id: 'storage-private-dns', severity: 'high', failing: { publicHosts: ({ storageAccountName }) => [`${storageAccountName}.blob.core.windows.net`] } },
 ];
 
-async function runScenario(scenario: Scenario, mode: GuardMode): Promise<PrivateLinkGuardResult> {
-  const { resourceGroup, registryName, clusterName } = setUp(scenario);
-  return guard({ resourceGroup, registryName, clusterName, mode, resolver: resolverWith(scenario.publicHosts?.(registryName)) });
+async function runScenario(scenario: Scenario, mode: GuardMode, resolver?: HostResolver): Promise<PrivateLinkGuardResult> {
+  const names = setUp(scenario);
+  return guard({ ...names, mode, resolver: resolver ?? resolverWith(scenario.publicHosts?.(names)) });
 }
 
 for (const mode of GUARD_MODES) {
   describe(`mode ${mode}`, () => {
-    test('a private registry and cluster: every check passes, nothing is changed', async () => {
-      const patchesBefore = registryPatches().length;
+    test('a private registry, cluster and storage account: every check passes, nothing is changed', async () => {
+      const patchesBefore = allPatches().length;
       const result = await runScenario({}, mode);
       assert.deepEqual(result.findings, []);
       assert.equal(result.checks.length, CHECKS.length);
       for (const { id } of CHECKS) assert.equal(check(result, id).status, 'pass', id);
       assert.equal(result.failed, false);
-      assert.equal(registryPatches().length, patchesBefore);
+      assert.equal(allPatches().length, patchesBefore);
     });
 
     for (const { id, severity, failing, remediatedBy } of CHECKS) {
       test(`${id} fails (${severity})`, async () => {
-        const patchesBefore = registryPatches().length;
+        const patchesBefore = allPatches().length;
         const result = await runScenario(failing, mode);
-        const patches = registryPatches().slice(patchesBefore);
+        const patches = allPatches().slice(patchesBefore);
         const others = result.checks.filter((candidate) => candidate.id !== id && candidate.status === 'fail');
         assert.deepEqual(others.map((other) => other.id), [], 'only the check under test fails');
         if (mode === 'remediate' && remediatedBy) {
@@ -141,7 +205,8 @@ for (const mode of GUARD_MODES) {
           assert.equal(result.remediated, 1);
           assert.deepEqual(result.remediation?.refusals, []);
           assert.equal(patches.length, 1);
-          assert.deepEqual(patches[0].body, { properties: remediatedBy });
+          assert.match(patches[0].path, remediatedBy.resource === 'registry' ? /\/Microsoft\.ContainerRegistry\/registries\// : /\/Microsoft\.Storage\/storageAccounts\//);
+          assert.deepEqual(patches[0].body, { properties: remediatedBy.properties });
           assert.equal(result.failed, false);
           return;
         }
@@ -182,16 +247,196 @@ describe('checks that pass in more than one way', () => {
     }
   });
 
-  test('dnsCheck false leaves the resolver alone', async () => {
-    const { resourceGroup, registryName } = setUp();
+  test('without dedicated data endpoints or an approved private endpoint only the login server is asked for', async () => {
+    const { resourceGroup, registryName } = setUp({ registry: { dataEndpointEnabled: false }, connections: ['Pending'] });
     const resolver = resolverWith();
-    const result = await guard({ resourceGroup, registryName, mode: 'enforce', resolver, dnsCheck: false });
+    await guard({ resourceGroup, registryName, mode: 'audit', resolver });
+    assert.deepEqual(resolver.asked, [`${registryName}.azurecr.io`]);
+  });
+
+  for (const dataEndpointEnabled of [true, false]) {
+    test(`a geo-replicated registry (dedicated data endpoints ${dataEndpointEnabled ? 'on' : 'off'}): every region's data endpoint is resolved, one public region is one finding naming it`, async () => {
+      const { resourceGroup, registryName } = setUp({ registry: { dataEndpointEnabled }, replicas: ['northeurope', 'eastus2'] });
+      const eastus2 = `${registryName}.eastus2.data.azurecr.io`;
+      const resolver = resolverAnswering((host) => (host === eastus2 ? ['20.49.104.9'] : ['10.20.0.5']));
+      const result = await guard({ resourceGroup, registryName, mode: 'enforce', resolver });
+      assert.deepEqual(resolver.asked.sort(), [
+        `${registryName}.azurecr.io`, `${registryName}.eastus2.data.azurecr.io`, `${registryName}.northeurope.data.azurecr.io`, `${registryName}.westeurope.data.azurecr.io`,
+      ]);
+      const dnsFindings = result.findings.filter((candidate) => candidate.id === 'acr-private-dns');
+      assert.equal(dnsFindings.length, 1);
+      assert.equal(result.highFindings, 1);
+      const finding = dnsFindings[0];
+      assert.match(finding.evidence, new RegExp(`data endpoint \\(eastus2\\) ${eastus2.replace(/\./g, '\\.')} → 20\\.49\\.104\\.9 \\(not private\\)`));
+      assert.match(finding.evidence, /data endpoint \(northeurope\) .* → 10\.20\.0\.5(;|$)/);
+      // The zone is linked (the login server resolves); the replica's record is what is missing.
+      assert.equal(
+        finding.fix,
+        `az network private-dns record-set a add-record --resource-group <dns-zone-resource-group> --zone-name privatelink.azurecr.io --record-set-name ${registryName}.eastus2.data --ipv4-address <private-endpoint-ip>`,
+      );
+      assert.equal(result.failed, true);
+    });
+  }
+
+  test('dnsCheck false leaves the resolver alone', async () => {
+    const { resourceGroup, registryName, storageAccountName } = setUp();
+    const resolver = resolverWith();
+    const result = await guard({ resourceGroup, registryName, storageAccountName, mode: 'enforce', resolver, dnsCheck: false });
     assert.deepEqual(resolver.asked, []);
-    assert.equal(result.checks.some((candidate) => candidate.id === 'acr-private-dns'), false);
+    assert.equal(result.checks.some((candidate) => candidate.id.endsWith('-private-dns')), false);
+  });
+
+  test('trusted services do not apply while the registry is public', async () => {
+    const result = await runScenario({ registry: { publicNetworkAccess: 'Enabled', networkRuleSet: { defaultAction: 'Allow', ipRules: [] }, networkRuleBypassOptions: 'None' } }, 'audit');
+    assert.equal(check(result, 'acr-trusted-services').status, 'skip');
+  });
+
+  test('the storage account\'s blob endpoint is resolved with the connection\'s cloud suffix', async () => {
+    const { resourceGroup, storageAccountName } = setUp();
+    const resolver = resolverWith([`${storageAccountName}.blob.core.chinacloudapi.cn`]);
+    const result = await guard({ resourceGroup, storageAccountName, storageEndpointSuffix: 'core.chinacloudapi.cn', mode: 'enforce', resolver });
+    assert.deepEqual(resolver.asked, [`${storageAccountName}.blob.core.chinacloudapi.cn`]);
+    const finding = check(result, 'storage-private-dns');
+    assert.equal(finding.status, 'fail');
+    assert.match(finding.fix!, / --zone-name privatelink\.blob\.core\.chinacloudapi\.cn /);
+  });
+
+  test('the storage account may live in a resource group of its own', async () => {
+    const registry = setUp();
+    const elsewhere = setUp();
+    const result = await guard({ resourceGroup: registry.resourceGroup, registryName: registry.registryName, storageResourceGroup: elsewhere.resourceGroup, storageAccountName: elsewhere.storageAccountName, mode: 'enforce' });
+    assert.deepEqual(result.findings, []);
+    assert.ok(result.checks.some((candidate) => candidate.resource === `storage account '${elsewhere.storageAccountName}'`));
+  });
+
+  test('a private endpoint the connection cannot read leaves the sub-resource unknown and asks for read access', async () => {
+    const { resourceGroup, storageAccountName } = setUp({ storageEndpoints: [{ groupId: 'blob', status: 'Approved', readable: false }] });
+    const result = await guard({ resourceGroup, storageAccountName, mode: 'enforce' });
+    const finding = check(result, 'storage-private-endpoint');
+    assert.equal(finding.status, 'fail');
+    assert.match(finding.evidence, /Approved, sub-resource unknown: the private endpoint could not be read \(ResourceNotFound\)/);
+    assert.match(finding.fix!, new RegExp(`^az role assignment create --assignee <service-connection-principal-id> --role Reader --scope /subscriptions/.*/providers/Microsoft\\.Network/privateEndpoints/pe-${storageAccountName}-0$`));
   });
 });
 
-describe('remediate', () => {
+describe('the Terraform state account', () => {
+  const STORAGE_FIXES: [string, string][] = [
+    ['storage-public-network', '--public-network-access Disabled'],
+    ['storage-default-action', '--default-action Deny'],
+    ['storage-blob-public-access', '--allow-blob-public-access false'],
+    ['storage-shared-key', '--allow-shared-key-access false'],
+    ['storage-tls-version', '--min-tls-version TLS1_2'],
+  ];
+
+  test('a public account fails enforce, naming each setting and its az storage account update fix', async () => {
+    const { resourceGroup, storageAccountName } = setUp({ storage: PUBLIC_ACCOUNT });
+    const result = await guard({ resourceGroup, storageAccountName, mode: 'enforce' });
+    assert.equal(result.failed, true);
+    assert.deepEqual(result.findings.map((finding) => finding.id).sort(), STORAGE_FIXES.map(([id]) => id).sort());
+    for (const [id, switches] of STORAGE_FIXES) {
+      assert.equal(check(result, id).fix, `az storage account update --name ${storageAccountName} --resource-group ${resourceGroup} ${switches}`, id);
+    }
+    assert.match(check(result, 'storage-public-network').evidence, /^publicNetworkAccess=Enabled$/);
+    assert.match(check(result, 'storage-default-action').evidence, /^networkAcls\.defaultAction=Allow, IP rules 203\.0\.113\.7, 0 virtual network rule\(s\), bypass=AzureServices$/);
+    assert.equal(check(result, 'storage-blob-public-access').evidence, 'allowBlobPublicAccess=true');
+    assert.equal(check(result, 'storage-shared-key').evidence, 'allowSharedKeyAccess=true');
+    assert.equal(check(result, 'storage-tls-version').evidence, 'minimumTlsVersion=TLS1_0');
+    assert.equal(result.highFindings, 3);
+  });
+
+  test('audit only warns about the same account', async () => {
+    const { resourceGroup, storageAccountName } = setUp({ storage: PUBLIC_ACCOUNT });
+    const warnings: string[] = [];
+    const patchesBefore = allPatches().length;
+    const result = await guard({ resourceGroup, storageAccountName, mode: 'audit', logger: { ...silentLogger, warn: (line) => warnings.push(line) } });
+    assert.equal(result.failed, false);
+    assert.equal(result.findings.length, STORAGE_FIXES.length);
+    for (const [id, switches] of STORAGE_FIXES) assert.ok(warnings.some((line) => line.includes(` ${id} `) && line.endsWith(switches)), `${id}: ${warnings.join('\n')}`);
+    assert.equal(allPatches().length, patchesBefore);
+  });
+
+  test('settings ARM leaves unset count as the open defaults', async () => {
+    const unset = { publicNetworkAccess: undefined, networkAcls: undefined, allowBlobPublicAccess: undefined, allowSharedKeyAccess: undefined, minimumTlsVersion: undefined };
+    const result = await runScenario({ storage: unset }, 'audit');
+    assert.equal(check(result, 'storage-public-network').evidence, 'publicNetworkAccess=unset (Enabled)');
+    assert.match(check(result, 'storage-default-action').evidence, /^networkAcls\.defaultAction=unset \(Allow\)/);
+    assert.equal(check(result, 'storage-blob-public-access').evidence, 'allowBlobPublicAccess=unset');
+    assert.equal(check(result, 'storage-shared-key').evidence, 'allowSharedKeyAccess=unset (allowed)');
+    assert.equal(check(result, 'storage-tls-version').evidence, 'minimumTlsVersion=unset (TLS1_0)');
+    assert.equal(result.findings.length, 5);
+  });
+
+  test('remediate with an approved blob private endpoint closes public access in one update and leaves Shared Key alone, saying why', async () => {
+    const { resourceGroup, storageAccountName } = setUp({ storage: PUBLIC_ACCOUNT });
+    const patchesBefore = storagePatches().length;
+    const result = await guard({ resourceGroup, storageAccountName, mode: 'remediate' });
+    const patches = storagePatches().slice(patchesBefore);
+    assert.equal(patches.length, 1);
+    assert.deepEqual(patches[0].body, {
+      properties: {
+        publicNetworkAccess: 'Disabled',
+        networkAcls: { bypass: 'AzureServices', defaultAction: 'Deny', ipRules: [{ value: '203.0.113.7', action: 'Allow' }], virtualNetworkRules: [] },
+        allowBlobPublicAccess: false,
+        minimumTlsVersion: 'TLS1_2',
+      },
+    });
+    assert.equal(result.remediated, 4);
+    assert.deepEqual(result.findings.map((finding) => finding.id), ['storage-shared-key']);
+    assert.equal(result.remediation?.refusals.length, 1);
+    assert.match(result.remediation.refusals[0], /^storage-shared-key: Shared Key stays allowed because Terraform's azurerm backend reads state with the account key unless .*use_azuread_auth/);
+    assert.ok(result.remediation.changes.includes(`storage account '${storageAccountName}': publicNetworkAccess: Enabled → Disabled`));
+    assert.equal(result.failed, false, 'what is left is medium');
+    const stored = arm.storageAccount(resourceGroup, storageAccountName)!.properties as Record<string, unknown>;
+    assert.equal(stored.publicNetworkAccess, 'Disabled');
+    assert.deepEqual(stored.networkAcls, { bypass: 'AzureServices', defaultAction: 'Deny', ipRules: [{ value: '203.0.113.7', action: 'Allow' }], virtualNetworkRules: [] });
+    assert.equal(stored.allowSharedKeyAccess, true);
+
+    const second = await guard({ resourceGroup, storageAccountName, mode: 'remediate' });
+    assert.equal(second.remediated, 0);
+    assert.equal(storagePatches().length, patchesBefore + 1);
+  });
+
+  const withoutBlobEndpoint: [string, StorageEndpoint[]][] = [
+    ['no private endpoint', []],
+    ['only a file private endpoint', [{ groupId: 'file', status: 'Approved' }]],
+    ['a blob private endpoint still pending', [{ groupId: 'blob', status: 'Pending' }]],
+  ];
+  for (const [name, storageEndpoints] of withoutBlobEndpoint) {
+    test(`remediate with ${name} refuses in one line and changes nothing`, async () => {
+      const { resourceGroup, storageAccountName } = setUp({ storage: { publicNetworkAccess: 'Enabled', networkAcls: { bypass: 'AzureServices', defaultAction: 'Allow' } }, storageEndpoints });
+      const patchesBefore = allPatches().length;
+      const result = await guard({ resourceGroup, storageAccountName, mode: 'remediate' });
+      assert.equal(allPatches().length, patchesBefore, 'nothing is changed');
+      assert.equal(result.remediation?.refusals.length, 1);
+      assert.match(result.remediation.refusals[0], /^storage-public-network, storage-default-action: public access stays open because the storage account has no approved private endpoint for the blob service;/);
+      assert.ok(!result.remediation.refusals[0].includes('\n'));
+      assert.deepEqual(result.remediation.changes, []);
+      assert.deepEqual(result.findings.map((finding) => finding.id).sort(), ['storage-default-action', 'storage-private-endpoint', 'storage-public-network']);
+      assert.equal(result.failed, true);
+      assert.equal((arm.storageAccount(resourceGroup, storageAccountName)!.properties as Record<string, unknown>).publicNetworkAccess, 'Enabled');
+    });
+  }
+
+  test('the private endpoint fix approves a pending blob connection', async () => {
+    const { resourceGroup, storageAccountName } = setUp({ storageEndpoints: [{ groupId: 'blob', status: 'Pending' }] });
+    const result = await guard({ resourceGroup, storageAccountName, mode: 'audit' });
+    const finding = check(result, 'storage-private-endpoint');
+    assert.match(finding.evidence, /^no approved blob connection \(pe-.*: Pending, blob\)$/);
+    assert.match(finding.fix!, new RegExp(`^az storage account private-endpoint-connection approve --account-name ${storageAccountName} --resource-group ${resourceGroup} --name pe-${storageAccountName}-0\\.[0-9a-f-]{36}$`));
+  });
+
+  test('a storage account that does not exist, and one the connection may not update', async () => {
+    const { resourceGroup, storageAccountName } = setUp({ storage: { minimumTlsVersion: 'TLS1_0' } });
+    await assert.rejects(guard({ resourceGroup, storageAccountName: 'nosuchaccount', mode: 'audit' }), /^UserError: Cannot read storage account 'nosuchaccount' in resource group '.*': it does not exist \(ResourceNotFound: /);
+    await assert.rejects(guard({ resourceGroup, storageAccountName, mode: 'remediate', identity: principal('Reader') }), (error: Error) => {
+      assert.ok(error instanceof AuthenticationError);
+      assert.match(error.message, /may not update storage account .*AuthorizationFailed.*Storage Account Contributor/);
+      return true;
+    });
+  });
+});
+
+describe('remediate the registry', () => {
   const openRegistry: Scenario = {
     registry: { publicNetworkAccess: 'Enabled', networkRuleSet: { defaultAction: 'Allow', ipRules: [{ action: 'Allow', value: '198.51.100.7' }] }, adminUserEnabled: true, anonymousPullEnabled: true },
   };
@@ -248,6 +493,27 @@ describe('remediate', () => {
     assert.equal((arm.registry(resourceGroup, registryName)!.properties as Record<string, unknown>).publicNetworkAccess, 'Enabled');
   });
 
+  test('closing public access turns trusted services on where they were off, in the same update', async () => {
+    const { resourceGroup, registryName } = setUp({ registry: { ...openRegistry.registry, networkRuleBypassOptions: 'None' } });
+    const patchesBefore = registryPatches().length;
+    const result = await guard({ resourceGroup, registryName, mode: 'remediate' });
+    const patches = registryPatches().slice(patchesBefore);
+    assert.equal(patches.length, 1);
+    assert.equal((patches[0].body!.properties as Record<string, unknown>).networkRuleBypassOptions, 'AzureServices');
+    assert.equal(check(result, 'acr-trusted-services').status, 'pass');
+    assert.ok(result.remediation?.changes.includes(`registry '${registryName}': networkRuleBypassOptions: None → AzureServices`));
+    assert.equal((arm.registry(resourceGroup, registryName)!.properties as Record<string, unknown>).networkRuleBypassOptions, 'AzureServices');
+  });
+
+  test('never turns trusted services off: an update of a registry that allows them leaves the setting out', async () => {
+    const { resourceGroup, registryName } = setUp(openRegistry);
+    const patchesBefore = registryPatches().length;
+    await guard({ resourceGroup, registryName, mode: 'remediate' });
+    const [patch] = registryPatches().slice(patchesBefore);
+    assert.ok(!('networkRuleBypassOptions' in (patch.body!.properties as Record<string, unknown>)));
+    assert.equal((arm.registry(resourceGroup, registryName)!.properties as Record<string, unknown>).networkRuleBypassOptions, 'AzureServices');
+  });
+
   test('never changes a cluster', async () => {
     const { resourceGroup, clusterName } = setUp({ cluster: { disableLocalAccounts: false, apiServerAccessProfile: { enablePrivateCluster: false } } });
     const before = arm.requests.length;
@@ -291,8 +557,8 @@ describe('errors', () => {
     });
   });
 
-  test('neither a registry nor a cluster', async () => {
-    await assert.rejects(guard({ resourceGroup: 'rg', mode: 'audit' }), (error: Error) => error instanceof InputError && /neither registryName nor clusterName/.test(error.message));
+  test('no resource to check', async () => {
+    await assert.rejects(guard({ resourceGroup: 'rg', mode: 'audit' }), (error: Error) => error instanceof InputError && /none of registryName, clusterName and storageAccountName is set/.test(error.message));
   });
 
   test('tokens are asked for the connection audience and ARM checks them', async () => {

@@ -256,7 +256,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const apiServer = startServerProcess('kube-apiserver', apiServerBinary, apiServerArgs, path.join(logDir, 'kube-apiserver.log'));
     processes.push(apiServer);
 
-    // Started right away: it waits for the API server itself, and the two start-ups overlap.
+    await waitFor('kube-apiserver readiness', async () => {
+      await admin.request('GET', '/readyz');
+      return true;
+    }, 60_000, [apiServer, etcd]);
+    // Started once the API server is ready: kube-controller-manager gives up after about 10 s of
+    // waiting for a healthy API server, which a loaded machine can take longer than to start.
     const controllerManager = startServerProcess('kube-controller-manager', controllerManagerBinary, [
       `--kubeconfig=${controllerManagerKubeconfigPath}`,
       // Serves no health endpoint: nothing here scrapes it, and it would need a port of its own.
@@ -272,10 +277,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ], path.join(logDir, 'kube-controller-manager.log'));
     processes.push(controllerManager);
 
-    await waitFor('kube-apiserver readiness', async () => {
-      await admin.request('GET', '/readyz');
-      return true;
-    }, 60_000, [apiServer, etcd]);
     // The default namespace's service account proves the controllers run with working credentials.
     await waitFor('kube-controller-manager start', async () => (await admin.get('/api/v1/namespaces/default/serviceaccounts/default')) !== undefined,
       60_000, [controllerManager, apiServer, etcd]);

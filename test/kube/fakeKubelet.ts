@@ -33,10 +33,11 @@ export interface Pod {
  * - `ready`: its containers start and turn Ready (pods with restartPolicy Never or OnFailure, such
  *   as Job pods, run to completion instead: phase Succeeded);
  * - `pending`: it stays Pending, as if its image were still being pulled (for timeout tests);
+ * - `{ readyAfterMs }`: Pending for that long (a slow image pull), then as `ready`;
  * - `{ fail }`: its containers wait with that reason (`CrashLoopBackOff`, `ImagePullBackOff`, …);
  *   with restartPolicy Never the pod fails (phase Failed, containers terminated with that reason).
  */
-export type PodDecision = 'ready' | 'pending' | { fail: string; message?: string };
+export type PodDecision = 'ready' | 'pending' | { readyAfterMs: number } | { fail: string; message?: string };
 
 export interface FakeKubeletOptions {
   /** Only pods in these namespaces are bound and run. */
@@ -70,8 +71,8 @@ function condition(type: string, ready: boolean, reason?: string, message?: stri
   return result;
 }
 
-/** The status a kubelet would report for `pod` under `decision` (never `pending`). */
-function podStatus(pod: Pod, decision: Exclude<PodDecision, 'pending'>, podIp: string): Record<string, unknown> {
+/** The status a kubelet would report for `pod` under `decision` (once it is no longer pending). */
+function podStatus(pod: Pod, decision: 'ready' | { fail: string; message?: string }, podIp: string): Record<string, unknown> {
   const startedAt = now();
   const restartPolicy = pod.spec.restartPolicy ?? 'Always';
   const runsToCompletion = restartPolicy !== 'Always';
@@ -211,6 +212,7 @@ export async function startFakeKubelet(controlPlane: ControlPlane, options: Fake
   const client = await controlPlane.clientFor({ user: `fake-kubelet:${nodeName}`, groups: ['system:masters'] });
   const errors: Error[] = [];
   const decided = new Set<string>();
+  const delayed = new Set<NodeJS.Timeout>();
   let podCount = 0;
 
   await client.request('POST', '/api/v1/nodes', nodeObject(nodeName));
@@ -246,6 +248,16 @@ export async function startFakeKubelet(controlPlane: ControlPlane, options: Fake
     if (decision === 'pending') return;
     podCount += 1;
     const podIp = `10.244.${podCount >> 8}.${podCount & 255}`;
+    if (typeof decision === 'object' && 'readyAfterMs' in decision) {
+      const timer = setTimeout(() => {
+        delayed.delete(timer);
+        client.request('PATCH', podPath(pod, '/status'), { status: podStatus(pod, 'ready', podIp) }, MERGE_PATCH).catch((error: unknown) => {
+          if (!(error instanceof KubeApiError && error.statusCode === 404)) errors.push(error as Error);
+        });
+      }, decision.readyAfterMs);
+      delayed.add(timer);
+      return;
+    }
     await client.request('PATCH', podPath(pod, '/status'), { status: podStatus(pod, decision, podIp) }, MERGE_PATCH);
   }
 
@@ -286,6 +298,7 @@ export async function startFakeKubelet(controlPlane: ControlPlane, options: Fake
     errors,
     async stop() {
       abort.abort();
+      for (const timer of delayed) clearTimeout(timer);
       await running;
       await client.request('DELETE', `/api/v1/nodes/${nodeName}`).catch(() => undefined);
       client.close();

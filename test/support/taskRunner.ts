@@ -4,7 +4,7 @@
 // Like the agent, it masks connection secrets and every value registered with `task.setsecret`
 // from that line on, so a token that shows up in `maskedOutput` was printed before it was registered.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -28,6 +28,17 @@ export interface TaskRunOptions {
   /** Extra process environment (NODE_EXTRA_CA_CERTS, AZURE_* of an agent pod …). */
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Runs beside the task once it started, e.g. to cancel it as the agent does (`task.kill('SIGINT')`). */
+  whileRunning?: (task: RunningTask) => Promise<void>;
+}
+
+export interface RunningTask {
+  pid: number;
+  /** The agent's temp folder of this run. */
+  tempDir: string;
+  /** stdout and stderr so far, unmasked. */
+  output(): string;
+  kill(signal: NodeJS.Signals): void;
 }
 
 export interface TaskRun {
@@ -45,6 +56,8 @@ export interface TaskRun {
   maskedOutput: string;
   /** Every value the task registered with setSecret. */
   registeredSecrets: string[];
+  /** What was left in the agent's temp folder when the process ended (paths relative to it), run summaries included. */
+  tempFilesLeft: string[];
 }
 
 interface TaskJson {
@@ -109,13 +122,34 @@ function unescapeProperty(value: string): string {
 
 export async function runTask(task: string, options: TaskRunOptions): Promise<TaskRun> {
   const { script, env, tempDir, masked } = prepareTask(task, options);
+  let output = '';
+  let beside: Promise<Error | undefined> = Promise.resolve(undefined);
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [script], { env, cwd: tempDir, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, out, err) =>
+    const child = execFile(process.execPath, [script], { env, cwd: tempDir, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, out, err) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout: out, stderr: err }),
     );
+    for (const stream of [child.stdout, child.stderr]) stream?.on('data', (chunk: Buffer | string) => (output += String(chunk)));
+    if (options.whileRunning && child.pid !== undefined) {
+      // A failure beside the task stops it, and is thrown once it has ended.
+      beside = options.whileRunning({ pid: child.pid, tempDir, output: () => output, kill: (signal) => child.kill(signal) }).then(
+        () => undefined,
+        (error: unknown) => {
+          child.kill('SIGKILL');
+          return error instanceof Error ? error : new Error(String(error));
+        },
+      );
+    }
   });
+  const besideError = await beside;
+  if (besideError) {
+    rmSync(tempDir, { recursive: true, force: true });
+    throw besideError;
+  }
 
-  const run: TaskRun = { exitCode: code, errors: [], warnings: [], outputs: {}, summaries: [], testResults: [], maskedOutput: '', registeredSecrets: [] };
+  const run: TaskRun = {
+    exitCode: code, errors: [], warnings: [], outputs: {}, summaries: [], testResults: [], maskedOutput: '', registeredSecrets: [],
+    tempFilesLeft: readdirSync(tempDir, { recursive: true, encoding: 'utf8' }).sort(),
+  };
   const maskedLines: string[] = [];
   for (const line of `${stdout}\n${stderr}`.split('\n')) {
     const mask = (text: string) => [...masked].filter(Boolean).reduce((acc, secret) => acc.split(secret).join('***'), text);

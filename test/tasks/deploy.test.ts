@@ -2,22 +2,29 @@
 // test API server (etcd, kube-apiserver, controllers; a fake kubelet runs the pods) through every
 // connection type, with a chart that real helm pushed into the test registry behind the Entra and
 // ACR stand-ins. The ARM stand-in in front serves AKS credentials and runs run-command with real
-// kubectl and helm. One environment for the file; one namespace per test.
+// kubectl and helm, isolated from the agent's files. One environment for the file; one namespace
+// per test. (inCluster with a mounted service account is tested through the core's options, in
+// test/deploy/deployCore.test.ts: the task reads the folder a pod has.)
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ARM_MANAGEMENT_AUDIENCE, startAksArm, type AksArmStandIn } from '../arm/aksArm.js';
 import { registryTrustArgs, startAcrEnvironment, testToolPath, type AcrEnvironment, type ServicePrincipal } from '../env/environment.js';
 import { runTool } from '../env/processes.js';
+import { startForwardProxy } from '../env/proxy.js';
+import { startRegistry } from '../env/registry.js';
+import { startAcrTokenServer } from '../env/acr.js';
 import { AKS_AUDIENCE, kubeToolPath, startControlPlane, type ControlPlane } from '../kube/controlPlane.js';
 import { startFakeKubelet, type FakeKubelet } from '../kube/fakeKubelet.js';
 import { assertNoSecretPrinted } from '../support/registryIdentities.js';
 import { runTask, type ServiceConnection, type TaskRun, type TaskRunOptions } from '../support/taskRunner.js';
 
 const TASK = 'PrivateAksDeploy';
-const NAMESPACES = ['in-cluster', 'kubeconfig', 'service-connection', 'arm', 'run-command', 'failures', 'rbac', 'helm-atomic'];
+const NAMESPACES = ['helm-values', 'kubeconfig', 'service-connection', 'arm', 'run-command', 'run-command-refused', 'failures', 'rbac', 'helm-atomic', 'cancel', 'token-expiry', 'agent-network'];
 const FIELD_MANAGER = 'private-aks-acr-pipelines';
 
 let env: AcrEnvironment;
@@ -27,11 +34,14 @@ let arm: AksArmStandIn;
 let work: string;
 let chartRef: string;
 
-/** A chart whose pods the fake kubelet fails when `failWith` is set (via a pod label) and never starts with `pending`. */
+/**
+ * A chart whose pods the fake kubelet fails when `failWith` is set (via a pod label), never starts
+ * with the pod label `stay: pending`, and starts after N seconds with `ready-after: "N"` (`podLabels`).
+ */
 async function writeChart(dir: string): Promise<void> {
   await mkdir(join(dir, 'templates'), { recursive: true });
   await writeFile(join(dir, 'Chart.yaml'), 'apiVersion: v2\nname: tiny\nversion: 0.1.0\nappVersion: "1.0"\n');
-  await writeFile(join(dir, 'values.yaml'), 'replicaCount: 1\nimage: registry.example/team/tiny:1.0\nfailWith: ""\ngreeting: hello\n');
+  await writeFile(join(dir, 'values.yaml'), 'replicaCount: 1\nimage: registry.example/team/tiny:1.0\nfailWith: ""\ngreeting: hello\npodLabels: {}\n');
   await writeFile(
     join(dir, 'templates', 'deployment.yaml'),
     `apiVersion: apps/v1
@@ -48,6 +58,9 @@ spec:
         app.kubernetes.io/instance: {{ .Release.Name }}
         {{- if .Values.failWith }}
         fail-with: {{ .Values.failWith }}
+        {{- end }}
+        {{- with .Values.podLabels }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
     spec:
       containers:
@@ -72,6 +85,8 @@ before(async () => {
     decide: (pod) => {
       const failWith = pod.metadata.labels?.['fail-with'];
       if (failWith) return { fail: failWith, message: `test asked for ${failWith}` };
+      const readyAfter = pod.metadata.labels?.['ready-after'];
+      if (readyAfter) return { readyAfterMs: Number(readyAfter) * 1000 };
       return pod.metadata.labels?.stay === 'pending' ? 'pending' : 'ready';
     },
   });
@@ -124,16 +139,52 @@ async function kubectlJson<T>(args: string[]): Promise<T> {
   return JSON.parse(await cluster.kubectl([...args, '-o', 'json'])) as T;
 }
 
-/** A service account bound to a cluster role in its namespace, mounted the way a pod sees it. */
-async function serviceAccountFolder(namespace: string, name: string, clusterRole: string): Promise<string> {
+/** A kubeconfig (token user) for a service account bound to a cluster role in its namespace. */
+async function serviceAccountKubeconfig(namespace: string, name: string, clusterRole: string): Promise<string> {
   await cluster.createServiceAccount(namespace, name);
   await cluster.kubectl(['create', 'rolebinding', `${name}-${clusterRole}`, `--clusterrole=${clusterRole}`, `--serviceaccount=${namespace}:${name}`, `--namespace=${namespace}`]);
-  return cluster.writeInClusterFolder(namespace, name);
+  return cluster.kubeconfigFor({ token: await cluster.mintServiceAccountToken(namespace, name) });
 }
 
-function inClusterEnv(folder: string): Record<string, string> {
-  const server = new URL(cluster.server);
-  return { KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port, KUBERNETES_SERVICE_ACCOUNT_DIR: folder };
+/**
+ * What a run left in the agent's temp folder besides the run summaries (which the agent uploads
+ * after the task) and task-lib's `.taskkey` (the random key of its in-memory secret vault, shared
+ * by every task of the job).
+ */
+function filesLeft(run: TaskRun): string[] {
+  return run.tempFilesLeft.filter((file) => file !== '.taskkey' && !/^aks-deploy-\d+\.md$/.test(file));
+}
+
+/** Resolves once `check` does, polling; fails after `timeoutMs`. */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** Processes whose command line mentions `text` (helm's names the agent temp folder of its run). */
+function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    const commandLine = (() => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      } catch {
+        return '';
+      }
+    })();
+    if (commandLine.includes(text)) found.push(`${pid}: ${commandLine}`);
+  }
+  return found;
+}
+
+/** The machine's first non-loopback IPv4 address: Go clients such as helm never proxy loopback. */
+function externalIPv4(): string | undefined {
+  return Object.values(networkInterfaces())
+    .flat()
+    .find((address) => address && address.family === 'IPv4' && !address.internal)?.address;
 }
 
 /** An AzureRM connection (client secret) to the ARM stand-in, whose principal may pull charts. */
@@ -167,38 +218,54 @@ async function writeManifests(namespace: string, options: { name?: string; image
 }
 
 void describe('PrivateAksDeploy with connectionType inCluster', () => {
+  test('on an agent without a mounted service-account token it fails naming the folder', async (t) => {
+    if (existsSync('/var/run/secrets/kubernetes.io/serviceaccount/ca.crt')) return t.skip('this machine is a pod with a service account');
+    const run = await deploy({ connectionType: 'inCluster', authMode: 'none', deployType: 'manifests', manifests: await writeManifests('rbac') });
+    assertFailed(run, /^Cannot read \/var\/run\/secrets\/kubernetes\.io\/serviceaccount\/ca\.crt \(ENOENT\): connectionType inCluster works only on an agent that runs in the cluster/);
+    assert.deepEqual(filesLeft(run), []);
+  });
+});
+
+void describe('PrivateAksDeploy manifests and charts', () => {
   test('applies manifests server-side, substitutes images, waits for the rollout and reports appliedObjects', async () => {
-    const folder = await serviceAccountFolder('in-cluster', 'deployer', 'edit');
-    const run = await deploy(
-      { connectionType: 'inCluster', authMode: 'none', deployType: 'manifests', manifests: await writeManifests('in-cluster'), images: 'contoso.azurecr.io/team/web:1.0.0\ncontoso.azurecr.io/team/unused:2', rolloutTimeout: '60' },
-      { env: inClusterEnv(folder) },
-    );
+    const kubeconfigPath = await serviceAccountKubeconfig('helm-values', 'deployer', 'edit');
+    const run = await deploy({
+      connectionType: 'kubeconfig', kubeconfigPath, authMode: 'none', namespace: 'helm-values', deployType: 'manifests', manifests: await writeManifests('helm-values'), images: 'contoso.azurecr.io/team/web:1.0.0\ncontoso.azurecr.io/team/unused:2', rolloutTimeout: '60',
+    });
     assertSucceeded(run);
-    assert.equal(run.outputs.appliedObjects, `ConfigMap/in-cluster/web-config,Deployment/in-cluster/web,Job/in-cluster/migrate-${manifestCounter}`);
-    assert.match(run.maskedOutput, /Deployment\/in-cluster\/web: rolled out \(2 available\)/);
-    assert.match(run.maskedOutput, /Job\/in-cluster\/migrate-\d+: complete/);
+    assert.equal(run.outputs.appliedObjects, `ConfigMap/helm-values/web-config,Deployment/helm-values/web,Job/helm-values/migrate-${manifestCounter}`);
+    assert.match(run.maskedOutput, /Deployment\/helm-values\/web: rolled out \(2 available\)/);
+    assert.match(run.maskedOutput, /Job\/helm-values\/migrate-\d+: complete/);
+    assert.equal(run.summaries.length, 1);
+    assert.match(run.summaries[0], /\| Connection \| kubeconfig: kubeconfig file .* \(context \w+\) \|/);
+    assert.match(run.summaries[0], new RegExp(`\\| Cluster \\| ${cluster.server.replace(/[.]/g, '\\.')} \\|`));
+    assert.match(run.summaries[0], /\| Namespace \| `helm-values` \|/);
+    assert.match(run.summaries[0], /\| Applied \| 3 object\(s\): `ConfigMap\/helm-values\/web-config`, `Deployment\/helm-values\/web`, `Job\/helm-values\/migrate-\d+` \|/);
+    assert.match(run.summaries[0], /\| Time \| \d+\.\d s \|/);
     assert.ok(run.warnings.some((warning) => /contoso\.azurecr\.io\/team\/unused:2 matches no container image/.test(warning)), run.warnings.join('\n'));
-    const deployment = await kubectlJson<{ spec: { template: { spec: { containers: { image: string }[] } } }; metadata: { managedFields: { manager: string; operation: string }[] } }>(['get', 'deployment', 'web', '--namespace=in-cluster', '--show-managed-fields']);
+    const deployment = await kubectlJson<{ spec: { template: { spec: { containers: { image: string }[] } } }; metadata: { managedFields: { manager: string; operation: string }[] } }>(['get', 'deployment', 'web', '--namespace=helm-values', '--show-managed-fields']);
     assert.equal(deployment.spec.template.spec.containers[0].image, 'contoso.azurecr.io/team/web:1.0.0');
     assert.ok(deployment.metadata.managedFields.some((field) => field.manager === FIELD_MANAGER && field.operation === 'Apply'));
   });
 
   test('installs an OCI chart from the registry with Entra auth, values and overrides; releaseRevision counts upgrades', async () => {
-    const folder = await serviceAccountFolder('in-cluster', 'helm-deployer', 'admin');
+    const kubeconfigPath = await serviceAccountKubeconfig('helm-values', 'helm-deployer', 'admin');
     const puller = env.addServicePrincipal('pull');
     const connections = { arm: armConnection(puller) };
-    const values = join(work, 'in-cluster-values.yaml');
+    const values = join(work, 'helm-values.yaml');
     await writeFile(values, 'replicaCount: 2\n');
-    const inputs = { connectionType: 'inCluster', azureSubscription: 'arm', deployType: 'helm', chart: chartRef, chartVersion: '0.1.0', releaseName: 'tiny', namespace: 'in-cluster', valueFiles: values, overrides: 'greeting=from overrides' };
-    const first = await deploy(inputs, { connections, env: inClusterEnv(folder) });
+    const inputs = { connectionType: 'kubeconfig', kubeconfigPath, azureSubscription: 'arm', deployType: 'helm', chart: chartRef, chartVersion: '0.1.0', releaseName: 'tiny', namespace: 'helm-values', valueFiles: values, overrides: 'greeting=from overrides' };
+    const first = await deploy(inputs, { connections });
     assertSucceeded(first);
     assert.equal(first.outputs.releaseRevision, '1');
-    const deployment = await kubectlJson<{ spec: { replicas: number; template: { spec: { containers: { env: { value: string }[] }[] } } }; status: { readyReplicas: number } }>(['get', 'deployment', 'tiny-tiny', '--namespace=in-cluster']);
+    assert.match(first.summaries[0], /\| Release \| `tiny` revision 1 \|/);
+    assert.deepEqual(filesLeft(first), []);
+    const deployment = await kubectlJson<{ spec: { replicas: number; template: { spec: { containers: { env: { value: string }[] }[] } } }; status: { readyReplicas: number } }>(['get', 'deployment', 'tiny-tiny', '--namespace=helm-values']);
     assert.equal(deployment.spec.replicas, 2);
     assert.equal(deployment.status.readyReplicas, 2);
     assert.equal(deployment.spec.template.spec.containers[0].env[0].value, 'from overrides');
     assert.ok(!helmArgvMentions(first, 'from overrides'), 'overrides stay off helm argv');
-    const second = await deploy(inputs, { connections, env: inClusterEnv(folder) });
+    const second = await deploy(inputs, { connections });
     assertSucceeded(second);
     assert.equal(second.outputs.releaseRevision, '2');
   });
@@ -296,10 +363,38 @@ void describe('PrivateAksDeploy with connectionType runCommand', () => {
     const image = await cluster.kubectl(['get', 'deployment', 'web', '--namespace=run-command', '-o', 'jsonpath={.spec.template.spec.containers[0].image}']);
     assert.equal(image, 'contoso.azurecr.io/team/web:2.0.0');
 
-    const chart = await deploy({ ...base, deployType: 'helm', chart: chartRef, chartVersion: '0.1.0', releaseName: 'tiny', overrides: 'replicaCount=2' }, { connections });
+  });
+
+  test('a helm deploy with valueFiles and overrides sends them in the context; the command sees nothing else of the agent', async () => {
+    const connections = { arm: armConnection(principal) };
+    const values = join(work, 'run-command-values.yaml');
+    await writeFile(values, 'replicaCount: 2\ngreeting: from values\n');
+    const chart = await deploy(
+      { connectionType: 'runCommand', azureSubscription: 'arm', resourceGroup: 'rg-apps', cluster: 'aks-private', namespace: 'run-command', deployType: 'helm', chart: chartRef, chartVersion: '0.1.0', releaseName: 'tiny', valueFiles: values, overrides: 'greeting=from overrides' },
+      { connections },
+    );
     assertSucceeded(chart);
     assert.equal(chart.outputs.releaseRevision, '1');
-    assert.deepEqual(arm.runCommands.at(-1)!.files.sort(), ['0-tiny-0.1.0.tgz', 'overrides.yaml']);
+    const record = arm.runCommands.at(-1)!;
+    assert.deepEqual(record.files.sort(), ['0-tiny-0.1.0.tgz', '1-run-command-values.yaml', 'overrides.yaml']);
+    assert.ok(!record.command.includes(tmpdir()), `the command names a path on the agent: ${record.command}`);
+    const deployment = await kubectlJson<{ spec: { replicas: number; template: { spec: { containers: { env: { value: string }[] }[] } } } }>(['get', 'deployment', 'tiny-tiny', '--namespace=run-command']);
+    assert.equal(deployment.spec.replicas, 2, 'the value file was applied');
+    assert.equal(deployment.spec.template.spec.containers[0].env[0].value, 'from overrides', 'the overrides won over the value file');
+    assert.match(chart.summaries[0], /\| Connection \| runCommand: AKS run-command as the service connection \|/);
+    assert.match(chart.summaries[0], /\| Cluster \| AKS cluster 'aks-private' in resource group 'rg-apps' \|/);
+  });
+
+  test('a kubectl step the cluster refuses is the error line, and the pods and events are still asked for', async () => {
+    // The principal has no role at all in this namespace: apply, get pods and get events are all refused.
+    const connections = { arm: armConnection(principal) };
+    const run = await deploy(
+      { connectionType: 'runCommand', azureSubscription: 'arm', resourceGroup: 'rg-apps', cluster: 'aks-private', namespace: 'run-command-refused', deployType: 'manifests', manifests: await writeManifests('run-command-refused') },
+      { connections },
+    );
+    assertFailed(run, new RegExp(`exited with code 1: kubectl apply failed: Error from server \\(Forbidden\\): .*User "${principal.objectId}" cannot patch resource "\\w+" in API group "[\\w.]*" in the namespace "run-command-refused"`));
+    assert.match(run.maskedOutput, /--- pods in namespace run-command-refused\n[^\n]*pods is forbidden/);
+    assert.match(run.maskedOutput, /--- warning events in namespace run-command-refused\n[^\n]*events is forbidden/);
   });
 
   test('a failing command fails the task with its exit code and logs', async () => {
@@ -355,8 +450,8 @@ void describe('PrivateAksDeploy failures', () => {
   });
 
   test('RBAC denial names the verb, the resource and the namespace', async () => {
-    const folder = await serviceAccountFolder('rbac', 'viewer', 'view');
-    const run = await deploy({ connectionType: 'inCluster', authMode: 'none', deployType: 'manifests', manifests: await writeManifests('rbac') }, { env: inClusterEnv(folder) });
+    const kubeconfigPath = await serviceAccountKubeconfig('rbac', 'viewer', 'view');
+    const run = await deploy({ connectionType: 'kubeconfig', kubeconfigPath, authMode: 'none', namespace: 'rbac', deployType: 'manifests', manifests: await writeManifests('rbac') });
     assertFailed(run, /RBAC refused to apply .*User "system:serviceaccount:rbac:viewer" cannot patch resource "(configmaps|deployments|jobs)" in API group "[\w.]*" in the namespace "rbac"/);
   });
 
@@ -376,5 +471,95 @@ void describe('PrivateAksDeploy failures', () => {
     const history = JSON.parse((await runTool(testToolPath('helm'), ['history', 'tiny', '--namespace=helm-atomic', '--kubeconfig', cluster.adminKubeconfigPath, '-o', 'json'])).stdout) as { revision: number; status: string }[];
     assert.equal(history.at(-1)!.status, 'deployed');
     assert.equal(history.at(-1)!.revision, 3);
+  });
+});
+
+void describe('PrivateAksDeploy while helm waits', () => {
+  test('cancelled as the agent cancels (SIGINT) in the middle of helm --wait: helm stops and no file is left in the agent temp folder', async () => {
+    const kubeconfigPath = await serviceAccountKubeconfig('cancel', 'ci', 'admin');
+    const puller = env.addServicePrincipal('pull');
+    let tempDir = '';
+    const run = await deploy(
+      // Pods that never start keep helm in its --wait; the overrides, the registry login and the kubeconfig are on disk meanwhile.
+      { connectionType: 'kubeconfig', kubeconfigPath, azureSubscription: 'arm', namespace: 'cancel', deployType: 'helm', chart: chartRef, releaseName: 'tiny', overrides: 'podLabels.stay=pending\ngreeting=cancelled', timeout: '120s' },
+      {
+        connections: { arm: armConnection(puller) },
+        whileRunning: async (task) => {
+          tempDir = task.tempDir;
+          await until('helm to create the deployment', async () => (await cluster.kubectl(['get', 'deployments', '--namespace=cancel', '-o', 'name'])).includes('deployment.apps/tiny-tiny'));
+          assert.ok(readdirSync(task.tempDir, { recursive: true, encoding: 'utf8' }).some((file) => file.endsWith('overrides.yaml')), 'the overrides file exists while helm waits');
+          task.kill('SIGINT');
+        },
+      },
+    );
+    assertFailed(run, /^Cancelled \(SIGINT\)/);
+    assert.equal(run.exitCode, 1);
+    assert.deepEqual(filesLeft(run), []);
+    assert.deepEqual(processesMentioning(tempDir), [], 'helm is still running');
+  });
+
+  test('a --wait that outlives the first Entra token succeeds: helm asks the task for a fresh one through the credential plug-in', async () => {
+    const principal = env.addServicePrincipal('pull');
+    arm.grant(principal.objectId);
+    await cluster.kubectl(['create', 'rolebinding', 'entra-deployer', '--clusterrole=admin', `--user=${principal.objectId}`, '--namespace=token-expiry']);
+    const issuedBefore = env.entra.issuedTokens.length;
+    const lifetimeSeconds = 10;
+    env.entra.accessTokenLifetimeSeconds = lifetimeSeconds;
+    try {
+      const run = await deploy(
+        // The pod turns ready 30 s in: past the first token's expiry and the API server's 10 s token cache.
+        { connectionType: 'azureResourceManager', azureSubscription: 'arm', resourceGroup: 'rg-apps', cluster: 'aks-private', namespace: 'token-expiry', deployType: 'helm', chart: chartRef, releaseName: 'tiny', overrides: 'podLabels.ready-after="30"', timeout: '120s' },
+        { connections: { arm: armConnection(principal) } },
+      );
+      assertSucceeded(run);
+      assert.equal(run.outputs.releaseRevision, '1');
+      const aksTokens = env.entra.issuedTokens.slice(issuedBefore).filter((issued) => issued.claims.aud === AKS_AUDIENCE && issued.claims.oid === principal.objectId);
+      const first = aksTokens[0].claims.exp!;
+      assert.ok(aksTokens.some((issued) => issued.claims.iat! > first), 'no token was fetched after the first one expired');
+      assert.ok(Date.now() / 1000 > first + 20, 'the wait ended before the first token expired');
+    } finally {
+      env.entra.accessTokenLifetimeSeconds = 3600;
+    }
+  });
+});
+
+void describe("helm gets the agent's network settings", () => {
+  test('a registry behind a private CA (Agent.CAInfo) and reached through the agent proxy, unless the bypass list names it', async (t) => {
+    const address = externalIPv4();
+    if (!address) return t.skip('no non-loopback IPv4 address: helm never proxies loopback');
+    // The registry and its token server on that address (helm accepts a private realm host only when it is the registry's).
+    const tokenServer = await startAcrTokenServer({ ca: env.ca, entra: env.entra, address });
+    const registry = await startRegistry({ ca: env.ca, tokenServer, dir: join(work, 'registry-external'), address });
+    const proxy = await startForwardProxy({ dir: join(work, 'proxy'), username: 'deploy', password: randomBytes(12).toString('hex') });
+    try {
+      const pushPassword = randomBytes(12).toString('hex');
+      tokenServer.addUser('pusher', pushPassword, 'push');
+      const pusher = await env.clientTrustFor({ username: 'pusher', password: pushPassword, host: registry.host });
+      const [packaged] = await readdir(join(work, 'packaged'));
+      await runTool(testToolPath('helm'), ['push', join(work, 'packaged', packaged), `oci://${registry.host}/helm`, ...registryTrustArgs.helm(pusher)], { env: pusher.toolEnv });
+      const kubeconfigPath = await serviceAccountKubeconfig('agent-network', 'ci', 'admin');
+      const puller = env.addServicePrincipal('pull');
+      tokenServer.addPrincipal(puller.objectId, 'pull');
+      const variables = { 'Agent.CAInfo': env.ca.caCertPath, 'Agent.ProxyUrl': proxy.url, 'Agent.ProxyUsername': proxy.username, 'Agent.ProxyPassword': proxy.password };
+      const inputs = { connectionType: 'kubeconfig', kubeconfigPath, azureSubscription: 'arm', namespace: 'agent-network', deployType: 'helm', chart: `oci://${registry.host}/helm/tiny`, releaseName: 'tiny' };
+      // Neither node nor helm trusts the test CA but through the agent's certificate setting.
+      const options = { connections: { arm: armConnection(puller) }, env: { NODE_EXTRA_CA_CERTS: '', SSL_CERT_FILE: '' } };
+
+      const proxied = await deploy(inputs, { ...options, variables });
+      assertSucceeded(proxied);
+      assert.ok(!proxied.maskedOutput.includes(proxy.password), 'the proxy password was printed');
+      const tunnels = await proxy.tunnels();
+      // The task itself opens one tunnel to the registry, for its challenge; helm's pull needs its own.
+      assert.ok(tunnels.filter((tunnel) => tunnel === registry.host).length >= 2, `helm did not reach the registry through the proxy: ${tunnels.join(', ')}`);
+
+      const bypassed = await deploy(inputs, { ...options, variables: { ...variables, 'Agent.ProxyBypassList': JSON.stringify([`^https://${address.replaceAll('.', '\\.')}`]) } });
+      assertSucceeded(bypassed);
+      assert.equal(bypassed.outputs.releaseRevision, '2');
+      assert.deepEqual((await proxy.tunnels()).slice(tunnels.length).filter((tunnel) => tunnel.startsWith(`${address}:`)), [], 'the bypassed registry went through the proxy');
+    } finally {
+      await proxy.stop();
+      await registry.stop();
+      await tokenServer.stop();
+    }
   });
 });

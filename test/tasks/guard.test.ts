@@ -1,13 +1,15 @@
 // PrivateLinkGuard@1 as the agent runs it: the bundled task against the ARM and Entra stand-ins,
-// with the connection's ARM URL, subscription and audience. Checks the task's contract: result per
-// mode, warnings with the fixes, output variables, the attached report, the registry update, and
-// one-line errors.
+// with the connection's ARM URL, subscription, audience and cloud. Checks the task's contract:
+// result per mode, warnings with the fixes, output variables, the attached report, the registry
+// and storage account updates, and one-line errors.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { TestCa } from '../env/ca.js';
 import type { EntraStandIn } from '../env/entra.js';
-import { startArmEnvironment, type ArmEnvironment, type ArmRole, type ArmStandIn, type ClusterProperties, type RegistryProperties } from '../arm/armServer.js';
+import {
+  startArmEnvironment, type ArmEnvironment, type ArmRole, type ArmStandIn, type ClusterProperties, type RegistryProperties, type StorageAccountProperties,
+} from '../arm/armServer.js';
 import { assertFailedWith } from '../support/registryIdentities.js';
 import { runTask, type ServiceConnection, type TaskRun } from '../support/taskRunner.js';
 
@@ -121,7 +123,7 @@ describe('modes', () => {
     const run = await guard({ resourceGroup: clean.resourceGroup, registryName: clean.registryName, clusterName: clean.clusterName, mode: 'enforce' });
     assertResult(run, 'Succeeded');
     assert.deepEqual(run.warnings, []);
-    assert.equal(run.message, 'Private posture verified (10 checks).');
+    assert.equal(run.message, 'Private posture verified (11 checks).');
     assert.deepEqual(run.outputs, { findings: '0', highFindings: '0', remediated: '0' });
   });
 
@@ -137,7 +139,7 @@ describe('modes', () => {
       properties: { publicNetworkAccess: 'Disabled', networkRuleSet: { defaultAction: 'Deny', ipRules: [] }, adminUserEnabled: false, anonymousPullEnabled: false },
     });
     assert.match(run.maskedOutput, /Changed publicNetworkAccess: Enabled → Disabled/);
-    assert.match(run.summaries[0], /changed networkRuleSet\.defaultAction: Allow → Deny/);
+    assert.ok(run.summaries[0].includes(`- changed registry '${registryName}': networkRuleSet.defaultAction: Allow → Deny`), run.summaries[0]);
 
     const second = await guard({ resourceGroup, registryName, mode: 'remediate' });
     assertResult(second, 'Succeeded');
@@ -154,6 +156,83 @@ describe('modes', () => {
     assert.ok(run.warnings.some((line) => line.includes(`az acr private-endpoint-connection approve --registry-name ${registryName} --resource-group ${resourceGroup} --name pe-agents`)));
     assert.match(run.summaries[0], /not changed: acr-public-network/);
     assert.equal(patches().length, patchesBefore);
+  });
+});
+
+describe('the Terraform state account', () => {
+  const PUBLIC_ACCOUNT: StorageAccountProperties = {
+    publicNetworkAccess: 'Enabled',
+    networkAcls: { bypass: 'AzureServices', defaultAction: 'Allow', ipRules: [], virtualNetworkRules: [] },
+    allowBlobPublicAccess: true,
+    allowSharedKeyAccess: true,
+    minimumTlsVersion: 'TLS1_0',
+  };
+
+  /** A storage account in a resource group of its own, with an approved blob private endpoint unless told otherwise. */
+  function account(properties?: StorageAccountProperties, blobEndpoint = true) {
+    const storageResourceGroup = `rg-state-${randomUUID().slice(0, 8)}`;
+    const storageAccountName = `tfstate${randomBytes(4).toString('hex')}`;
+    arm.addStorageAccount(storageResourceGroup, storageAccountName, properties);
+    if (blobEndpoint) arm.addStoragePrivateEndpoint(storageResourceGroup, storageAccountName, `pe-${storageAccountName}`, 'blob', 'Approved');
+    return { storageResourceGroup, storageAccountName };
+  }
+
+  test('audit: every setting of a public account is a warning naming its az storage account update fix', async () => {
+    const { storageResourceGroup, storageAccountName } = account(PUBLIC_ACCOUNT);
+    const run = await guard({ resourceGroup: 'rg-platform', storageResourceGroup, storageAccountName, mode: 'audit' });
+    assertResult(run, 'SucceededWithIssues');
+    assert.deepEqual(run.outputs, { findings: '5', highFindings: '3', remediated: '0' });
+    for (const [id, switches] of [
+      ['storage-public-network', '--public-network-access Disabled'],
+      ['storage-default-action', '--default-action Deny'],
+      ['storage-blob-public-access', '--allow-blob-public-access false'],
+      ['storage-shared-key', '--allow-shared-key-access false'],
+      ['storage-tls-version', '--min-tls-version TLS1_2'],
+    ]) {
+      const warning = run.warnings.find((line) => line.includes(` ${id} `));
+      assert.ok(warning?.endsWith(`Fix: az storage account update --name ${storageAccountName} --resource-group ${storageResourceGroup} ${switches}`), `${id}: ${warning}`);
+    }
+    assert.match(run.summaries[0], new RegExp(`❌ fail \\| \`storage-public-network\` .* \\| storage account '${storageAccountName}' \\| high \\| publicNetworkAccess=Enabled \\|`));
+  });
+
+  test('remediate: closes the account in one PATCH where a blob private endpoint is approved; Shared Key is reported, not changed', async () => {
+    const { storageResourceGroup, storageAccountName } = account(PUBLIC_ACCOUNT);
+    const patchesBefore = patches().length;
+    const run = await guard({ resourceGroup: 'rg-platform', storageResourceGroup, storageAccountName, mode: 'remediate' });
+    assertResult(run, 'SucceededWithIssues');
+    assert.deepEqual(run.outputs, { findings: '1', highFindings: '0', remediated: '4' });
+    assert.equal(patches().length, patchesBefore + 1);
+    assert.match(run.summaries[0], new RegExp(`changed storage account '${storageAccountName}': publicNetworkAccess: Enabled → Disabled`));
+    assert.match(run.summaries[0], /not changed: storage-shared-key: Shared Key stays allowed/);
+    assert.equal((arm.storageAccount(storageResourceGroup, storageAccountName)!.properties as Record<string, unknown>).publicNetworkAccess, 'Disabled');
+  });
+
+  test('remediate without a blob private endpoint refuses in one warning and changes nothing', async () => {
+    const { storageResourceGroup, storageAccountName } = account({ publicNetworkAccess: 'Enabled' }, false);
+    const patchesBefore = patches().length;
+    const run = await guard({ resourceGroup: 'rg-platform', storageResourceGroup, storageAccountName, mode: 'remediate' });
+    assertFailedWith(run, /^Private posture not met \(2 finding\(s\), 2 high, 0 remediated\): storage-public-network, storage-private-endpoint;/);
+    const refusals = run.warnings.filter((line) => line.startsWith('Not remediated: '));
+    assert.equal(refusals.length, 1, run.warnings.join('\n'));
+    assert.match(refusals[0], /^Not remediated: storage-public-network: public access stays open because the storage account has no approved private endpoint for the blob service;/);
+    assert.equal(patches().length, patchesBefore);
+  });
+
+  test('the blob endpoint is named with the cloud suffix the connection carries, or its environment\'s', async () => {
+    for (const [data, suffix] of [
+      [{ storageEndpointSuffix: '.core.usgovcloudapi.net' }, 'core.usgovcloudapi.net'],
+      [{ environment: 'AzureChinaCloud' }, 'core.chinacloudapi.cn'],
+      [{}, 'core.windows.net'],
+    ] as const) {
+      const { storageResourceGroup, storageAccountName } = account();
+      const run = await guard(
+        { resourceGroup: 'rg-platform', storageResourceGroup, storageAccountName, mode: 'audit', dnsCheck: 'true' },
+        connection('Reader', { activeDirectoryServiceEndpointResourceId: arm.audience, ...data }),
+      );
+      const warning = run.warnings.find((line) => line.includes(' storage-private-dns '));
+      assert.ok(warning?.includes(`blob endpoint ${storageAccountName}.blob.${suffix} → `), warning);
+      assert.ok(warning?.includes(`--zone-name privatelink.blob.${suffix} `), warning);
+    }
   });
 });
 
@@ -195,9 +274,19 @@ describe('one-line errors', () => {
     assertFailedWith(run, /^The service connection may not read registry '.*' \(AuthorizationFailed: .*\)\. Grant its identity the Reader role on the registry or its resource group\.$/);
   });
 
-  test('neither registryName nor clusterName', async () => {
+  test('no resource named', async () => {
     const run = await guard({ resourceGroup: 'rg', mode: 'audit' });
-    assertFailedWith(run, /^Input 'registryName': neither registryName nor clusterName is set/);
+    assertFailedWith(run, /^Input 'registryName': none of registryName, clusterName and storageAccountName is set/);
+  });
+
+  test('a blob URL where the storage account name belongs', async () => {
+    const run = await guard({ resourceGroup: 'rg', storageAccountName: 'https://tfstate.blob.core.windows.net', mode: 'audit' });
+    assertFailedWith(run, /^Input 'storageAccountName': 'https:\/\/tfstate\.blob\.core\.windows\.net' is not valid: a storage account name is 3-24 lowercase letters and digits/);
+  });
+
+  test('a connection whose storage suffix is not a DNS suffix', async () => {
+    const run = await guard({ resourceGroup: 'rg', storageAccountName: 'tfstate', mode: 'audit' }, connection('Reader', { activeDirectoryServiceEndpointResourceId: arm.audience, storageEndpointSuffix: 'https://core.windows.net/' }));
+    assertFailedWith(run, /^Input 'azureSubscription': the service connection's storageEndpointSuffix 'https:\/\/core\.windows\.net\/' is not a DNS suffix/);
   });
 
   test('a login server where the registry name belongs', async () => {

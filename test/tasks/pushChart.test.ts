@@ -237,6 +237,39 @@ describe('reproducible packaging', () => {
   });
 });
 
+describe('charts Helm 3 packages, pushed as helm package would package them', () => {
+  /** Pushes `chartPath`, pulls it back with helm and returns the pulled archive's entries. */
+  async function pushAndPull(chartPath: string, name: string, version: string): Promise<{ archive: string; entries: string[] }> {
+    assertSucceeded(await push({ chartPath, repository: 'helm3' }));
+    const target = await mkdtemp(join(work, 'pulled-'));
+    await helm(['pull', `oci://${env.registryHost}/helm3/${name}`, '--version', version, '--destination', target]);
+    const archive = join(target, `${name}-${version}.tgz`);
+    return { archive, entries: (await runTool('tar', ['-tzf', archive])).stdout.trim().split('\n').sort() };
+  }
+
+  test('apiVersion v1 with requirements.yaml: pushed with its requirements files, and helm renders the subchart', async () => {
+    const chartPath = await writeChart({
+      'Chart.yaml': 'apiVersion: v1\nname: legacy\nversion: 0.3.0\n',
+      'requirements.yaml': 'dependencies:\n  - name: sub\n    version: 0.1.0\n    repository: file://charts/sub\n',
+      'values.yaml': 'sub:\n  greeting: hello\n',
+      'templates/cm.yaml': 'kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: legacy\n',
+      'charts/sub/Chart.yaml': 'apiVersion: v1\nname: sub\nversion: 0.1.0\n',
+      'charts/sub/templates/cm.yaml': 'kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: sub\ndata:\n  greeting: {{ .Values.greeting }}\n',
+    });
+    const { archive, entries } = await pushAndPull(chartPath, 'legacy', '0.3.0');
+    assert.ok(entries.includes('legacy/requirements.yaml'));
+    assert.equal(await helm(['template', 'rel', archive]), await helm(['template', 'rel', chartPath]));
+    assert.match(await helm(['template', 'rel', archive]), /greeting: hello/);
+  });
+
+  test('a link out of the chart that .helmignore excludes is skipped, as helm skips it', async () => {
+    const chartPath = await writeChart({ 'Chart.yaml': 'apiVersion: v2\nname: linked\nversion: 0.1.0\n', '.helmignore': 'host-file\n', 'templates/cm.yaml': 'kind: ConfigMap\n' });
+    await symlink('/etc/hostname', join(chartPath, 'host-file'));
+    const { entries } = await pushAndPull(chartPath, 'linked', '0.1.0');
+    assert.deepEqual(entries, ['linked/.helmignore', 'linked/Chart.yaml', 'linked/templates/cm.yaml']);
+  });
+});
+
 describe('every identity of the image task pushes charts', () => {
   const identities: [string, () => Promise<RegistryIdentity> | RegistryIdentity][] = [
     ['service principal with a secret', () => ({ inputs: { azureSubscription: 'arm' }, options: { connections: { arm: secretConnection(env) } } })],
@@ -263,9 +296,13 @@ describe('clear one-line errors, and nothing reaches the registry', () => {
   const cases: [string, () => Promise<Record<string, string>>, RegExp][] = [
     ['no Chart.yaml', async () => ({ chartPath: await writeChart({ 'values.yaml': 'a: 1\n' }) }), /^Input 'chartPath': .*: has no Chart\.yaml; point chartPath at the folder that holds Chart\.yaml/],
     ['invalid YAML', async () => ({ chartPath: await writeChart({ 'Chart.yaml': 'apiVersion: v2\nname: [demo\nversion: 0.1.0\n' }) }), /Chart\.yaml: invalid YAML: .*line \d+/],
-    ['no version', async () => ({ chartPath: await writeChart({ 'Chart.yaml': 'apiVersion: v2\nname: demo\n' }) }), /Chart\.yaml: has no version; add a SemVer 2 version/],
-    ['a version that is not SemVer', async () => ({ chartPath: await writeChart({ 'Chart.yaml': 'apiVersion: v2\nname: demo\nversion: "1.0"\n' }) }), /Chart\.yaml: version '1\.0' is not SemVer 2/],
-    ['apiVersion v1', async () => ({ chartPath: await writeChart({ 'Chart.yaml': 'apiVersion: v1\nname: demo\nversion: 0.1.0\n' }) }), /Chart\.yaml: says apiVersion v1, a Helm 2 chart; set 'apiVersion: v2'/],
+    ['no version', async () => ({ chartPath: await writeChart({ 'Chart.yaml': 'apiVersion: v2\nname: demo\n' }) }), /Chart\.yaml: chart\.metadata\.version is required; add a SemVer 2 version/],
+    [
+      'a version that is not full SemVer 2',
+      async () => ({ chartPath: await writeChart({ 'Chart.yaml': 'apiVersion: v2\nname: demo\nversion: "1.0"\n' }) }),
+      /Chart\.yaml: chart\.metadata\.version "1\.0" is invalid; this task pushes only full SemVer 2 versions/,
+    ],
+    ['name: .', async () => ({ chartPath: await writeChart({ 'Chart.yaml': 'apiVersion: v2\nname: .\nversion: 0.1.0\n' }) }), /Chart\.yaml: chart\.metadata\.name "\." is not allowed; give the chart a name/],
     [
       'a dependency with no chart in charts/',
       async () => ({ chartPath: await writeChart({ 'Chart.yaml': chartYaml('dependencies:\n  - name: redis\n    version: 1.0.0\n    repository: https://charts.example.com\n') }) }),
@@ -283,7 +320,7 @@ describe('clear one-line errors, and nothing reaches the registry', () => {
         await symlink('/etc/hostname', join(chartPath, 'templates-host'));
         return { chartPath };
       },
-      /symbolic link templates-host points outside the chart folder \(to \/etc\/hostname\)/,
+      /symbolic link templates-host points outside the chart folder \(to \/etc\/hostname\); copy that content into the chart, or list the link in \.helmignore\./,
     ],
     ['a chartVersion override that is not SemVer', () => Promise.resolve({ chartPath: SAMPLE_CHART, chartVersion: 'v1.2' }), /^Input 'chartVersion': 'v1\.2' is not SemVer 2/],
     ['a chartPath that does not exist', () => Promise.resolve({ chartPath: join(work, 'no-such-chart') }), /^Input 'chartPath': .*no-such-chart does not exist/],

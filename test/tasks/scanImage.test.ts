@@ -4,10 +4,9 @@
 // ghcr.io/aquasecurity/trivy-db is published. The image carries one planted OS-package and one
 // planted npm-package vulnerability (test/fixtures/vulnerableImage.ts).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +16,7 @@ import { buildTrivyDb, publishTrivyDb } from '../env/trivyDb.js';
 import { archiveFolder } from '../fixtures/images.js';
 import { PLANTED, TRIVY_DB_FIXTURES, writeVulnerableImage } from '../fixtures/vulnerableImage.js';
 import { assertFailedWith, assertNoSecretPrinted, assertSucceeded, registryTokenIdentity, secretConnection } from '../support/registryIdentities.js';
-import { prepareTask, runTask, type TaskRun, type TaskRunOptions } from '../support/taskRunner.js';
+import { runTask, type TaskRun, type TaskRunOptions } from '../support/taskRunner.js';
 
 const TASK = 'PrivateAcrScanImage';
 const DAY_MS = 86_400_000;
@@ -78,19 +77,22 @@ after(async () => {
 
 let runs = 0;
 /** Runs the task as a fresh pull-only service principal; the SARIF report goes where the test can read it. */
-async function scan(inputs: TaskRunOptions['inputs'], options: Omit<TaskRunOptions, 'inputs'> = {}): Promise<TaskRun & { sarif?: string; agentTemp: string }> {
-  const agentTemp = await mkdtemp(join(work, `agent-temp-${++runs}-`));
-  const reportPath = join(work, `report-${runs}.sarif`);
+async function scan(inputs: TaskRunOptions['inputs'], options: Omit<TaskRunOptions, 'inputs'> = {}): Promise<TaskRun & { sarif?: string }> {
+  const reportPath = join(work, `report-${++runs}.sarif`);
   const run = await runTask(TASK, {
     ...options,
     connections: options.connections ?? { arm: secretConnection(env, 'pull') },
     inputs: { azureSubscription: 'arm', registry: env.registryHost, reportPath, ...inputs },
-    variables: { 'Agent.TempDirectory': agentTemp, ...options.variables },
     env: { NODE_EXTRA_CA_CERTS: env.ca.caCertPath, PATH: `${trivyShim}:${process.env.PATH ?? ''}`, ...options.env },
     timeoutMs: 240_000,
   });
   assertNoSecretPrinted(env, run);
-  return { ...run, agentTemp, sarif: await readFile(reportPath, 'utf8').catch(() => undefined) };
+  return { ...run, sarif: await readFile(reportPath, 'utf8').catch(() => undefined) };
+}
+
+/** What a run left in the agent's temp folder besides its run summary and the agent's own key file. */
+function filesLeft(run: TaskRun): string[] {
+  return run.tempFilesLeft.filter((file) => file !== '.taskkey' && !/^scan-image-\d+\.md$/.test(file));
 }
 
 /** Vulnerability IDs the SARIF report names, sorted. */
@@ -204,8 +206,8 @@ test('no secret reaches Trivy on its command line or any log, and its private fo
   for (const secret of run.registeredSecrets) assert.ok(!envLines.some((line) => line.includes(secret)), 'credentials stay in the docker config file');
   assert.ok(calls.split('\n').filter((line) => line.startsWith('config-mode ')).every((line) => line === 'config-mode 600'));
   const dockerConfig = envLines.find((line) => line.startsWith('env DOCKER_CONFIG='))!.slice('env DOCKER_CONFIG='.length);
-  assert.ok(dockerConfig.startsWith(run.agentTemp), 'the private folder is in the agent temp folder');
-  assert.deepEqual((await readdir(run.agentTemp)).filter((name) => name.startsWith('scan-image-') && !name.endsWith('.md')), [], 'the private folder was removed');
+  assert.match(dockerConfig, /\/task-[^/]+\/scan-image-[^/]+$/, "the docker config is in the task's private folder");
+  assert.deepEqual(filesLeft(run), [], 'the private folder was removed');
 });
 
 describe('inputs a pipeline can get wrong', () => {
@@ -230,36 +232,29 @@ describe('inputs a pipeline can get wrong', () => {
 test('a cancelled run stops Trivy and removes its private folder', async () => {
   const logPath = join(work, 'trivy-calls.log');
   await rm(logPath, { force: true });
-  const agentTemp = await mkdtemp(join(work, 'agent-temp-cancel-'));
-  const task = prepareTask(TASK, {
-    inputs: { azureSubscription: 'arm', registry: env.registryHost, image: 'team/app:1.0' },
-    connections: { arm: secretConnection(env, 'pull') },
-    variables: { 'Agent.TempDirectory': agentTemp },
-    env: { NODE_EXTRA_CA_CERTS: env.ca.caCertPath, PATH: `${trivyShim}:${process.env.PATH ?? ''}` },
-  });
-  const child = spawn(process.execPath, [task.script], { env: task.env, cwd: task.tempDir, stdio: 'ignore' });
-  try {
-    // Cancel once Trivy runs, as the agent does: SIGINT to the task's process.
-    let trivyPid: number | undefined;
-    for (let waited = 0; trivyPid === undefined && waited < 30_000; waited += 50) {
-      trivyPid = Number(/^pid (\d+)$/m.exec(await readFile(logPath, 'utf8').catch(() => ''))?.[1]) || undefined;
-      if (trivyPid === undefined) await sleep(50);
-    }
-    assert.ok(trivyPid, 'Trivy started');
-    assert.ok((await readdir(agentTemp)).some((name) => name.startsWith('scan-image-')), 'the private folder exists while Trivy runs');
-    child.kill('SIGINT');
-    const [, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
-    assert.equal(signal, 'SIGINT', 'the task ends by the signal, as without a handler');
-    assert.deepEqual((await readdir(agentTemp)).filter((name) => name.startsWith('scan-image-')), []);
-    let calls = '';
-    for (let waited = 0; !/^exit \d+$/m.test(calls) && waited < 30_000; waited += 50) {
-      calls = await readFile(logPath, 'utf8');
-      await sleep(50);
-    }
-    assert.match(calls, /^exit \d+$/m, 'Trivy ended');
-    assert.match(calls, /^terminated$/m, 'the task sent Trivy SIGTERM rather than leave it running on its own');
-  } finally {
-    child.kill('SIGKILL');
-    await rm(task.tempDir, { recursive: true, force: true });
+  const run = await scan(
+    { image: 'team/app:1.0' },
+    {
+      // Cancel once Trivy runs, as the agent does: SIGINT to the task's process.
+      whileRunning: async (task) => {
+        for (let waited = 0; !/^pid \d+$/m.test(await readFile(logPath, 'utf8').catch(() => '')); waited += 50) {
+          if (waited > 30_000) throw new Error('Trivy did not start');
+          await sleep(50);
+        }
+        assert.ok(readdirSync(task.tempDir, { recursive: true, encoding: 'utf8' }).some((file) => /scan-image-[^/.]+\/config\.json$/.test(file)), 'the login is on disk while Trivy runs');
+        task.kill('SIGINT');
+      },
+    },
+  );
+  assert.equal(run.result, 'Failed');
+  assert.match(run.message ?? '', /^Cancelled \(SIGINT\)/);
+  assert.equal(run.exitCode, 1);
+  assert.deepEqual(filesLeft(run), []);
+  let calls = '';
+  for (let waited = 0; !/^exit \d+$/m.test(calls) && waited < 30_000; waited += 50) {
+    calls = await readFile(logPath, 'utf8');
+    await sleep(50);
   }
+  assert.match(calls, /^exit \d+$/m, 'Trivy ended');
+  assert.match(calls, /^terminated$/m, 'the task sent Trivy SIGTERM rather than leave it running on its own');
 });

@@ -43,11 +43,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (include "azure-pipelines-agent.fullname" .) .Values.serviceAccount.name }}
 {{- end }}
 
-{{/* The agent image: repository, then :tag (default appVersion), then @digest when pinned. */}}
+{{/*
+An image reference: repository, then :tag (default appVersion), then @digest when pinned. Called
+with (dict "root" $ "image" <image values>); without "image", the release's `image`.
+*/}}
 {{- define "azure-pipelines-agent.image" -}}
-{{- $reference := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
-{{- if .Values.image.digest }}
-{{- $reference = printf "%s@%s" $reference .Values.image.digest }}
+{{- $image := .image | default .root.Values.image }}
+{{- $reference := printf "%s:%s" $image.repository (default .root.Chart.AppVersion $image.tag) }}
+{{- if $image.digest }}
+{{- $reference = printf "%s@%s" $reference $image.digest }}
 {{- end }}
 {{- $reference }}
 {{- end }}
@@ -86,9 +90,87 @@ listener stopping and the last deregistration attempt (agent-image/README.md, "D
 {{- end }}
 {{- end }}
 
-{{/* Name the placeholder (KEDA's parent agent) registers under. */}}
+{{/* Name the default profile's placeholder agent registers under. */}}
 {{- define "azure-pipelines-agent.placeholderName" -}}
 {{- default (printf "%s-placeholder" (include "azure-pipelines-agent.fullname" .)) .Values.scaledJob.placeholderName }}
+{{- end }}
+
+{{/*
+The agent profiles, each with its defaults filled in, as JSON `{"profiles": [...]}` (read it back
+with fromJson). No `profiles` value means one profile named `default` built from the top-level
+values. The profile named `default` keeps the release's own object names (`<fullname>` and
+`<fullname>-placeholder`), so moving a release from no profiles to profiles keeps its StatefulSet,
+ScaledJob and placeholder; every other profile's objects are `<fullname>-<profile>`.
+A profile without demands is the catch-all of scaledJob mode: it takes jobs without demands.
+*/}}
+{{- define "azure-pipelines-agent.profiles" -}}
+{{- $root := . }}
+{{- $values := .Values }}
+{{- $fullname := include "azure-pipelines-agent.fullname" . }}
+{{- $defaultReplicas := eq $values.mode "persistent" | ternary $values.persistent.replicas $values.scaledJob.maxReplicaCount }}
+{{- $profiles := list }}
+{{- range $index, $profile := $values.profiles | default (list (dict "name" "default")) }}
+{{- $isDefault := eq (toString $profile.name) "default" }}
+{{- $objectName := $isDefault | ternary $fullname (printf "%s-%s" $fullname (toString $profile.name)) }}
+{{- $placeholder := $isDefault | ternary (include "azure-pipelines-agent.placeholderName" $root) (printf "%s-placeholder" $objectName) }}
+{{- $image := mergeOverwrite (deepCopy $values.image) ($profile.image | default dict) }}
+{{- $profiles = append $profiles (dict
+  "index" $index
+  "name" (toString $profile.name)
+  "objectName" $objectName
+  "placeholderName" $placeholder
+  "capabilities" ($profile.capabilities | default dict)
+  "demands" ($profile.demands | default list)
+  "resources" (hasKey $profile "resources" | ternary $profile.resources $values.resources)
+  "maxReplicas" (hasKey $profile "maxReplicas" | ternary $profile.maxReplicas $defaultReplicas)
+  "image" $image
+  "nodeSelector" (hasKey $profile "nodeSelector" | ternary $profile.nodeSelector $values.nodeSelector)
+  "tolerations" (hasKey $profile "tolerations" | ternary $profile.tolerations $values.tolerations)
+  "catchAll" (empty $profile.demands)
+) }}
+{{- end }}
+{{- toJson (dict "profiles" $profiles) }}
+{{- end }}
+
+{{/*
+Labels that tell a profile's pods apart. The profile named `default` keeps the selector of a
+release without profiles (selectors of StatefulSets are immutable), so its StatefulSet also
+matches the other profiles' pods; it never adopts them, because each pod is owned by its own
+StatefulSet. PodDisruptionBudgets select by the profile label, so no pod has two of them (the
+eviction API refuses a pod that has).
+*/}}
+{{- define "azure-pipelines-agent.profileLabel" -}}
+azure-pipelines-agent/profile: {{ .name }}
+{{- end }}
+{{- define "azure-pipelines-agent.agentSelectorLabels" -}}
+{{ include "azure-pipelines-agent.selectorLabels" .root }}
+app.kubernetes.io/component: agent
+{{- if ne .profile.name "default" }}
+{{ include "azure-pipelines-agent.profileLabel" .profile }}
+{{- end }}
+{{- end }}
+
+{{/*
+Environment variables pointing the usual package caches and the agent's tool cache into
+caches.mountPath, when caches.volume is set.
+*/}}
+{{- define "azure-pipelines-agent.cacheEnv" -}}
+{{- $path := .Values.caches.mountPath }}
+- name: npm_config_cache
+  value: {{ printf "%s/npm" $path | quote }}
+- name: NUGET_PACKAGES
+  value: {{ printf "%s/nuget/packages" $path | quote }}
+- name: MAVEN_OPTS
+  value: {{ printf "-Dmaven.repo.local=%s/maven/repository" $path | quote }}
+- name: PIP_CACHE_DIR
+  value: {{ printf "%s/pip" $path | quote }}
+- name: GOMODCACHE
+  value: {{ printf "%s/go/mod" $path | quote }}
+- name: GOCACHE
+  value: {{ printf "%s/go/build" $path | quote }}
+# The agent's tool cache (Agent.ToolsDirectory), where the Use*Version and tool installer tasks keep tools.
+- name: AGENT_TOOLSDIRECTORY
+  value: {{ printf "%s/tools" $path | quote }}
 {{- end }}
 
 {{/*
@@ -138,25 +220,36 @@ capabilities:
 {{- end }}
 
 {{/*
-The pod spec shared by the long-lived agents, the ScaledJob's one-job agents and the placeholder
-hook. Called with (dict "root" $ "agentMode" "persistent|ephemeral|placeholder"); agentMode is the
-image's AZP_MODE.
+The pod spec shared by the long-lived agents, the ScaledJob's one-job agents, the placeholder
+hook and the cleanup CronJob. Called with
+(dict "root" $ "agentMode" "persistent|ephemeral|placeholder|cleanup" "profile" <a profile>);
+agentMode is the image's AZP_MODE, and cleanup takes no profile.
 
 The root file system is read-only, but the agent writes its registration (.agent, .credentials,
 _diag) into its own folder. An init container therefore copies the agent from the image into an
-emptyDir that is then mounted over /azp/agent. Work, temp and home are emptyDirs too.
+emptyDir that is then mounted over /azp/agent. Work, temp and home are emptyDirs too, except the
+work folder of persistent agents, which lives on their volume claim (see statefulset.yaml).
+Cleanup runs no agent: it needs neither the copy nor the work folder.
 */}}
 {{- define "azure-pipelines-agent.podSpec" -}}
 {{- $root := .root }}
 {{- $values := $root.Values }}
+{{- $profile := .profile | default dict }}
 {{- $auth := include "azure-pipelines-agent.authMethod" $root }}
 {{- $caConfigMap := include "azure-pipelines-agent.caConfigMapName" $root }}
-{{- $placeholder := eq .agentMode "placeholder" -}}
+{{- $placeholder := eq .agentMode "placeholder" }}
+{{- $cleanup := eq .agentMode "cleanup" }}
+{{- $runsJobs := has .agentMode (list "persistent" "ephemeral") }}
+{{- $image := include "azure-pipelines-agent.image" (dict "root" $root "image" $profile.image) }}
+{{- $nodeSelector := $cleanup | ternary $values.nodeSelector $profile.nodeSelector }}
+{{- $tolerations := $cleanup | ternary $values.tolerations $profile.tolerations -}}
 serviceAccountName: {{ include "azure-pipelines-agent.serviceAccountName" $root }}
 # Pipelines deploy with the pod's service account (PrivateAksDeploy connectionType=inCluster); the
-# placeholder only registers, so it gets no token.
-automountServiceAccountToken: {{ not $placeholder }}
+# placeholder and the cleanup only talk to Azure DevOps, so they get no token.
+automountServiceAccountToken: {{ $runsJobs }}
+{{- if not $cleanup }}
 terminationGracePeriodSeconds: {{ include "azure-pipelines-agent.gracePeriod" $root }}
+{{- end }}
 securityContext:
   {{- include "azure-pipelines-agent.podSecurityContext" $root | nindent 2 }}
 {{- with $values.imagePullSecrets }}
@@ -166,9 +259,10 @@ imagePullSecrets:
 {{- with $values.priorityClassName }}
 priorityClassName: {{ . }}
 {{- end }}
+{{- if not $cleanup }}
 initContainers:
   - name: copy-agent
-    image: {{ include "azure-pipelines-agent.image" $root }}
+    image: {{ $image }}
     imagePullPolicy: {{ $values.image.pullPolicy }}
     command: [cp, -a, /azp/agent/., /writable-agent/]
     securityContext:
@@ -178,9 +272,10 @@ initContainers:
     volumeMounts:
       - name: agent
         mountPath: /writable-agent
+{{- end }}
 containers:
-  - name: agent
-    image: {{ include "azure-pipelines-agent.image" $root }}
+  - name: {{ $cleanup | ternary "cleanup" "agent" }}
+    image: {{ $image }}
     imagePullPolicy: {{ $values.image.pullPolicy }}
     env:
       - name: AZP_URL
@@ -189,9 +284,20 @@ containers:
       - name: AZP_POOL
         value: {{ . | quote }}
       {{- end }}
+      - name: AZP_MODE
+        value: {{ .agentMode }}
+      {{- if $cleanup }}
+      - name: AZP_CLEANUP_OFFLINE_MINUTES
+        value: {{ $values.cleanup.offlineMinutes | quote }}
+      {{- with include "azure-pipelines-agent.keptAgents" $root }}
+      # Never removed, though offline by design: this release's placeholders, and cleanup.keepAgents.
+      - name: AZP_PLACEHOLDER_AGENTS
+        value: {{ . | quote }}
+      {{- end }}
+      {{- else }}
       - name: AZP_AGENT_NAME
       {{- if $placeholder }}
-        value: {{ include "azure-pipelines-agent.placeholderName" $root | quote }}
+        value: {{ $profile.placeholderName | quote }}
       {{- else }}
         # The pod name: stable for StatefulSet agents (re-registration replaces the same agent),
         # unique for ScaledJob pods.
@@ -199,15 +305,19 @@ containers:
           fieldRef:
             fieldPath: metadata.name
       {{- end }}
-      - name: AZP_MODE
-        value: {{ .agentMode }}
       - name: AZP_DRAIN_TIMEOUT
         value: {{ $values.drainTimeoutSeconds | quote }}
+      {{- if and (eq .agentMode "ephemeral") (gt (int $values.scaledJob.idleTimeoutSeconds) 0) }}
+      # KEDA may start an agent for a job another agent took: it leaves after this long without one.
+      - name: AZP_IDLE_TIMEOUT_SECONDS
+        value: {{ $values.scaledJob.idleTimeoutSeconds | quote }}
+      {{- end }}
       - name: AZP_WORK
         value: /azp/_work
       # helm and kubectl keep caches and config under HOME.
       - name: HOME
         value: /home/agent
+      {{- end }}
       {{- if eq $auth "workloadIdentity" }}
       # AKS' workload identity webhook injects AZURE_CLIENT_ID, AZURE_TENANT_ID and the token file.
       - name: AZP_AUTH
@@ -242,22 +352,37 @@ containers:
       - name: AZP_PROXY_URL
         value: {{ . | quote }}
       {{- end }}
+      {{- if and $runsJobs $values.caches.volume }}
+      {{- include "azure-pipelines-agent.cacheEnv" $root | nindent 6 }}
+      {{- end }}
+      {{- if not $cleanup }}
+      {{- with $profile.capabilities }}
+      # The profile's capabilities: the agent reports its environment as capabilities, and the
+      # placeholder carries the same ones, so Azure DevOps queues jobs that demand them.
+      {{- range $name, $value := . }}
+      - name: {{ $name | quote }}
+        value: {{ toString $value | quote }}
+      {{- end }}
+      {{- end }}
       {{- with $values.extraEnv }}
       {{- toYaml . | nindent 6 }}
+      {{- end }}
       {{- end }}
     securityContext:
       {{- include "azure-pipelines-agent.containerSecurityContext" $root | nindent 6 }}
     resources:
-      {{- toYaml $values.resources | nindent 6 }}
+      {{- toYaml ($cleanup | ternary $values.helperResources $profile.resources) | nindent 6 }}
     volumeMounts:
+      {{- if not $cleanup }}
       - name: agent
         mountPath: /azp/agent
       - name: work
         mountPath: /azp/_work
-      - name: tmp
-        mountPath: /tmp
       - name: home
         mountPath: /home/agent
+      {{- end }}
+      - name: tmp
+        mountPath: /tmp
       {{- if ne $auth "workloadIdentity" }}
       - name: auth
         mountPath: /azp/secrets
@@ -268,21 +393,32 @@ containers:
         mountPath: /azp/ca
         readOnly: true
       {{- end }}
+      {{- if and $runsJobs $values.caches.volume }}
+      - name: caches
+        mountPath: {{ $values.caches.mountPath }}
+      {{- end }}
+      {{- if not $cleanup }}
       {{- with $values.extraVolumeMounts }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
+      {{- end }}
 volumes:
+  {{- if not $cleanup }}
   - name: agent
     emptyDir: {}
+  {{- /* Persistent agents keep theirs on the StatefulSet's volume claim of the same name. */}}
+  {{- if not (and (eq .agentMode "persistent") $values.persistent.workVolumeClaim.enabled) }}
   - name: work
     emptyDir:
       {{- with $values.workVolume.medium }}
       medium: {{ . }}
       {{- end }}
       sizeLimit: {{ $values.workVolume.sizeLimit }}
-  - name: tmp
-    emptyDir: {}
+  {{- end }}
   - name: home
+    emptyDir: {}
+  {{- end }}
+  - name: tmp
     emptyDir: {}
   {{- if ne $auth "workloadIdentity" }}
   - name: auth
@@ -304,14 +440,20 @@ volumes:
     configMap:
       name: {{ $caConfigMap }}
   {{- end }}
+  {{- if and $runsJobs $values.caches.volume }}
+  - name: caches
+    {{- toYaml $values.caches.volume | nindent 4 }}
+  {{- end }}
+  {{- if not $cleanup }}
   {{- with $values.extraVolumes }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- with $values.nodeSelector }}
+  {{- end }}
+{{- with $nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $values.tolerations }}
+{{- with $tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -319,21 +461,26 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- if not $cleanup }}
 {{- with $values.topologySpreadConstraints }}
 topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+{{- end }}
 
 {{/*
-Pod metadata shared by every agent pod: the release's labels, the workload identity opt-in, and
-safe-to-evict "false" so the cluster autoscaler never removes a node under a running job.
-Called with (dict "root" $ "component" "agent|placeholder").
+Pod metadata shared by every agent pod: the release's labels, the profile's, the workload
+identity opt-in, and safe-to-evict "false" so the cluster autoscaler never removes a node under a
+running job. Called with (dict "root" $ "component" "agent|placeholder|cleanup" "profile" <a profile>).
 */}}
 {{- define "azure-pipelines-agent.podMetadata" -}}
 labels:
   {{- include "azure-pipelines-agent.selectorLabels" .root | nindent 2 }}
   app.kubernetes.io/component: {{ .component }}
+  {{- with .profile }}
+  {{- include "azure-pipelines-agent.profileLabel" . | nindent 2 }}
+  {{- end }}
   {{- if eq (include "azure-pipelines-agent.authMethod" .root) "workloadIdentity" }}
   azure.workload.identity/use: "true"
   {{- end }}
@@ -345,4 +492,15 @@ annotations:
   {{- with .root.Values.podAnnotations }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
+{{- end }}
+
+{{/* Agents cleanup never removes: the placeholders (scaledJob mode) and cleanup.keepAgents, comma-separated. */}}
+{{- define "azure-pipelines-agent.keptAgents" -}}
+{{- $names := list }}
+{{- if eq .Values.mode "scaledJob" }}
+{{- range (include "azure-pipelines-agent.profiles" . | fromJson).profiles }}
+{{- $names = append $names .placeholderName }}
+{{- end }}
+{{- end }}
+{{- join "," (concat $names .Values.cleanup.keepAgents) }}
 {{- end }}

@@ -1,4 +1,4 @@
-// The push benchmark of the PrivateAcrPushImage issue: cold pushes (fresh, empty registry storage
+// The PrivateAcrPushImage benchmark: cold pushes (fresh, empty registry storage
 // every run; the same registry build and TLS for every tool) of a 512 MiB / 8-layer OCI layout and
 // a 256 MiB uncompressed docker save tarball, our bundled task (process start-up included) against
 // skopeo and against @azure/container-registry's content client. The registry answers with relative

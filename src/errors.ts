@@ -34,6 +34,31 @@ export class ConnectionError extends UserError {
   }
 }
 
+/**
+ * A server accepted the connection (or was being connected to) and then went silent for longer than
+ * the transport allows. Transient, but a second stall of the same request ends it: each one costs a
+ * whole timeout.
+ */
+export class TimeoutError extends ConnectionError {
+  constructor(message: string) {
+    super(message, true);
+  }
+}
+
+/**
+ * A request (or an upload) failed again and again until its retry budget ran out. Final: no caller
+ * retries it again, so budgets never multiply.
+ */
+export class RetriesExhaustedError extends UserError {
+  constructor(
+    message: string,
+    readonly attempts: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** A server answered, but not with what we asked for. `status` is the HTTP status. */
 export class HttpError extends UserError {
   constructor(

@@ -3,7 +3,7 @@ import { AcrTokenExchange } from './exchange.js';
 import { HttpTransport, type TransportOptions } from '../http/transport.js';
 import type { Logger, SecretRegistry } from '../log.js';
 import { RegistryClient } from '../oci/registry.js';
-import type { RetryOptions } from '../http/retry.js';
+import { RealmTokenProvider } from '../oci/tokens.js';
 
 /** Who the registry tasks act as: an Entra identity (traded for ACR tokens) or a registry user. */
 export type RegistryAuth = { kind: 'azure'; identity: AzureIdentity } | { kind: 'basic'; username: string; password: string };
@@ -12,12 +12,10 @@ export interface RegistrySessionOptions {
   /** Validated login server (`host` or `host:port`). */
   host: string;
   auth: RegistryAuth;
+  /** TLS trust, proxy, timeouts and retry policy; retries are reported to `logger` unless these name another. */
   transport?: TransportOptions;
   logger: Logger;
   secrets: SecretRegistry;
-  retry?: RetryOptions;
-  /** Bytes per upload PATCH; see RegistryClientOptions. */
-  chunkSize?: number;
 }
 
 export interface RegistrySession {
@@ -27,13 +25,15 @@ export interface RegistrySession {
 
 /** Wires transport, identity and token exchange into one registry client. */
 export function openRegistrySession(options: RegistrySessionOptions): RegistrySession {
-  const http = new HttpTransport(options.transport);
-  const identity =
-    options.auth.kind === 'azure'
-      ? ({ kind: 'entra', credential: createCredential(options.auth.identity, http, options.secrets) } as const)
-      : ({ kind: 'basic', username: options.auth.username, password: options.auth.password } as const);
-  const tokens = new AcrTokenExchange(identity, http, options.secrets);
-  tokens.warmUp();
-  const client = new RegistryClient({ host: options.host, http, tokens, logger: options.logger, retry: options.retry, chunkSize: options.chunkSize });
+  const http = new HttpTransport({ logger: options.logger, ...options.transport });
+  let tokens: AcrTokenExchange | RealmTokenProvider;
+  if (options.auth.kind === 'azure') {
+    const exchange = new AcrTokenExchange(createCredential(options.auth.identity, http, options.secrets), http, options.secrets);
+    exchange.warmUp();
+    tokens = exchange;
+  } else {
+    tokens = new RealmTokenProvider(http, options.secrets, { username: options.auth.username, password: options.auth.password });
+  }
+  const client = new RegistryClient({ host: options.host, http, tokens, logger: options.logger });
   return { client, close: () => http.close() };
 }

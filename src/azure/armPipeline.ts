@@ -1,7 +1,8 @@
 // What the Azure management SDKs (@azure/arm-*) need from us: a credential, an HTTP client and the
 // endpoint, all taken from the service connection; and the translation of their RestErrors into
-// one-line UserErrors. The SDK's own retry and long-running-operation policies stay in place; only
-// the wire goes through our HttpTransport, so the agent's CA and proxy settings apply to ARM too.
+// one-line UserErrors. The wire goes through our HttpTransport, so the agent's CA and proxy settings
+// apply to ARM too, and so does its retry policy: the SDK's own retry policy is turned off, so that
+// each ARM request is retried by one layer. Its long-running-operation polling stays.
 import type { AccessToken as SdkAccessToken, TokenCredential as SdkTokenCredential } from '@azure/core-auth';
 import type { HttpClient, HttpHeaders, PipelineRequest, PipelineResponse, RawHttpHeaders } from '@azure/core-rest-pipeline';
 import { AuthenticationError, HttpError, UserError } from '../errors.js';
@@ -25,6 +26,7 @@ export interface ArmClientOptions {
   endpoint: string;
   credentials: { scopes: string[] };
   httpClient: HttpClient;
+  retryOptions: { maxRetries: number };
   userAgentOptions: { userAgentPrefix: string };
 }
 
@@ -48,6 +50,8 @@ export function armClientSetup(endpoint: ArmEndpoint, credential: TokenCredentia
       endpoint: endpoint.url.replace(/\/+$/, ''),
       credentials: { scopes: [scope] },
       httpClient: new TransportHttpClient(transport),
+      // Retried in the transport, which also retries what the SDK would not (a reset connection).
+      retryOptions: { maxRetries: 0 },
       userAgentOptions: { userAgentPrefix: 'private-aks-acr-pipelines' },
     },
   };
@@ -71,6 +75,7 @@ class TransportHttpClient implements HttpClient {
       body: request.body ?? undefined,
       // The long-running-operation poller reads Location headers itself.
       followRedirects: false,
+      endpoint: 'Azure Resource Manager',
     });
     return { request, status: response.status, headers: new ResponseHeaders(response.headers), bodyAsText: await response.text() };
   }

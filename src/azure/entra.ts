@@ -1,10 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { AuthenticationError, HttpError } from '../errors.js';
-import { rejectTransient } from '../http/status.js';
+import { SingleFlightCache } from '../concurrency.js';
+import { AuthenticationError } from '../errors.js';
 import type { HttpResponse, HttpTransport } from '../http/transport.js';
 import { jwtExpiryMs, parseCertificateBundle, signClientAssertion, type SigningCertificate } from './jwt.js';
 import type { SecretRegistry } from '../log.js';
-import { isTransient, retry } from '../http/retry.js';
 
 export interface AccessToken {
   token: string;
@@ -42,20 +41,14 @@ export function createCredential(identity: AzureIdentity, http: HttpTransport, s
   return new CachingCredential(credential);
 }
 
+/** One token per scope, asked for once however many requests need it at the same moment. */
 class CachingCredential implements TokenCredential {
-  private readonly cache = new Map<string, Promise<AccessToken>>();
+  private readonly cache = new SingleFlightCache<AccessToken>((token) => token.expiresOnMs - EXPIRY_MARGIN_MS > Date.now());
 
   constructor(private readonly inner: TokenCredential) {}
 
-  async getToken(scope: string): Promise<AccessToken> {
-    const cached = this.cache.get(scope);
-    if (cached) {
-      const token = await cached.catch(() => undefined);
-      if (token && token.expiresOnMs - EXPIRY_MARGIN_MS > Date.now()) return token;
-    }
-    const fresh = this.inner.getToken(scope);
-    this.cache.set(scope, fresh);
-    return fresh;
+  getToken(scope: string): Promise<AccessToken> {
+    return this.cache.get(scope, () => this.inner.getToken(scope));
   }
 }
 
@@ -89,17 +82,16 @@ class ClientCredential implements TokenCredential {
   }
 
   async getToken(scope: string): Promise<AccessToken> {
-    return retry(async () => {
-      const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: this.identity.clientId, scope });
-      await this.addClientAuthentication(form);
-      const response = await this.http.send({
-        method: 'POST',
-        url: this.tokenEndpoint,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-        body: form.toString(),
-      });
-      return this.readToken(await rejectTransient(response, 'Entra ID token endpoint'), scope);
+    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: this.identity.clientId, scope });
+    await this.addClientAuthentication(form);
+    const response = await this.http.send({
+      method: 'POST',
+      url: this.tokenEndpoint,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: form.toString(),
+      endpoint: 'Entra ID',
     });
+    return this.readToken(response, scope);
   }
 
   private async addClientAuthentication(form: URLSearchParams): Promise<void> {
@@ -131,6 +123,7 @@ class ClientCredential implements TokenCredential {
       url,
       headers: { authorization: `Bearer ${source.systemAccessToken}`, 'content-type': 'application/json', accept: 'application/json' },
       body: '{}',
+      endpoint: 'the Azure DevOps OIDC endpoint',
     });
     if (response.status !== 200) {
       const detail = (await response.text()).slice(0, 300);
@@ -167,14 +160,11 @@ class ManagedIdentityCredential implements TokenCredential {
     url.searchParams.set('resource', scope.replace(/\/\.default$/, ''));
     if (this.identity.clientId) url.searchParams.set('client_id', this.identity.clientId);
     const which = this.identity.clientId ? `user-assigned identity ${this.identity.clientId}` : 'the system-assigned identity';
-    return retry(async () => {
-      const response = await rejectTransient(await this.http.send({ method: 'GET', url, headers: { metadata: 'true' } }), 'managed identity endpoint');
-      const body = await response.json<EntraTokenResponse>().catch((): EntraTokenResponse => ({}));
-      const token = response.status === 200 && acceptToken(body, this.secrets);
-      if (token) return token;
-      // IMDS also answers 404 and 410 while the identity is still being attached to the node: try again.
-      if (response.status === 404 || response.status === 410) throw new HttpError(`managed identity endpoint: HTTP ${response.status}`, response.status);
-      throw new AuthenticationError(`The managed identity endpoint refused a token for ${which}: ${body.error_description ?? body.error ?? `HTTP ${response.status}`}`);
-    }, { isRetryable: (error) => isTransient(error) || (error instanceof HttpError && (error.status === 404 || error.status === 410)) });
+    // IMDS also answers 404 and 410 while the identity is still being attached to the node: not yet, rather than no.
+    const response = await this.http.send({ method: 'GET', url, headers: { metadata: 'true' }, endpoint: 'the managed identity endpoint', retryStatuses: [404, 410] });
+    const body = await response.json<EntraTokenResponse>().catch((): EntraTokenResponse => ({}));
+    const token = response.status === 200 && acceptToken(body, this.secrets);
+    if (token) return token;
+    throw new AuthenticationError(`The managed identity endpoint refused a token for ${which}: ${body.error_description ?? body.error ?? `HTTP ${response.status}`}`);
   }
 }

@@ -29,7 +29,7 @@ export async function writeRegistryConfig(path: string, chart: string, entra: To
   const auths: Record<string, { auth: string }> = {};
   const hosts = host ? [host] : [];
   if (host && entra) {
-    const tokens = new AcrTokenExchange({ kind: 'entra', credential: entra }, http, secrets);
+    const tokens = new AcrTokenExchange(entra, http, secrets);
     const challenge = await new RegistryClient({ host, http, tokens, logger: silentLogger }).challenge();
     // No challenge means the registry lets anyone pull: helm needs no login.
     if (challenge) {

@@ -67,7 +67,7 @@ export interface DeployResult {
 
 export async function deployToCluster(options: DeployOptions): Promise<DeployResult> {
   const started = Date.now();
-  const http = new HttpTransport(options.transport);
+  const http = new HttpTransport({ logger: options.logger, ...options.transport });
   const work = await mkdtemp(join(options.tempDir, 'aks-deploy-'));
   try {
     const entra = options.identity ? createCredential(options.identity, http, options.secrets) : undefined;

@@ -90,7 +90,7 @@ export async function runPrivateLinkGuard(options: PrivateLinkGuardOptions): Pro
   const { logger, resourceGroup } = options;
   const resolver = options.resolver ?? systemResolver;
   const dnsCheck = options.dnsCheck !== false;
-  const transport = new HttpTransport(options.transport);
+  const transport = new HttpTransport({ logger: options.logger, ...options.transport });
   try {
     const setup = armClientSetup(options.arm, createCredential(options.identity, transport, options.secrets), transport);
     const checks: CheckResult[] = [];

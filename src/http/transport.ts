@@ -3,7 +3,9 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Duplex, Readable } from 'node:stream';
 import { connect as tlsConnect, rootCertificates } from 'node:tls';
-import { ConnectionError } from '../errors.js';
+import { ConnectionError, HttpError, TimeoutError, UserError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { isTransient, parseRetryAfter, retry, type RetryAttempt, type RetryPolicy } from './retry.js';
 
 export interface ProxySettings {
   /** http(s)://host:port of the proxy. */
@@ -22,10 +24,18 @@ export interface TransportOptions {
   caCertificates?: string[];
   /** Forward proxy (HTTP CONNECT) for every https request whose host is not bypassed. Default: direct. */
   proxy?: ProxySettings;
-  /** Longest wait for a connection to open. Default 15 s. */
+  /** Longest wait for a new connection to be ready (TCP, proxy tunnel and TLS handshake). Default 15 s. */
   connectTimeoutMs?: number;
-  /** Longest silence while waiting for a response or body bytes. Default 120 s. */
+  /**
+   * Longest silence on an open connection, while sending, while waiting for the answer or in the
+   * middle of it. A stalled request is tried once more and no more, so an endpoint that
+   * accepts connections and never answers fails after about twice this. Default 60 s.
+   */
   idleTimeoutMs?: number;
+  /** How hard every request is tried; see RetryPolicy for the defaults. */
+  retry?: RetryPolicy;
+  /** Where retries and stalls are reported, one warning line each. Default: nowhere. */
+  logger?: Logger;
   /** Sent as User-Agent. */
   userAgent?: string;
 }
@@ -36,13 +46,28 @@ export interface HttpRequest {
   method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   url: string | URL;
   headers?: HttpHeaders;
-  /** A stream must come with an exact content-length header: registries refuse chunked bodies. */
-  body?: string | Buffer | Readable;
+  /**
+   * A stream body is given as a function that opens it, so that every try sends it whole, and must
+   * come with an exact content-length header: registries refuse chunked bodies.
+   */
+  body?: string | Buffer | (() => Readable);
   /**
    * Follow redirects of GET and HEAD (ACR answers blob reads with 307 to a data endpoint or storage).
    * The Authorization header is dropped when the redirect leaves the origin. Default true.
    */
   followRedirects?: boolean;
+  /** How messages name the far end, before its host: `the ACR token server`. Default: the host alone. */
+  endpoint?: string;
+  /**
+   * false: one try, with 408, 429 and 5xx thrown as HttpErrors like network failures, for a caller
+   * that recovers on its own terms (a resumable upload asks the registry where to go on). Default:
+   * the transport's retry policy, so a request is retried by the transport and by nothing else.
+   */
+  retry?: boolean;
+  /** Statuses that also mean "not yet" at this endpoint (IMDS: 404 and 410 while an identity is being attached). */
+  retryStatuses?: number[];
+  /** The body is read within the try, so a connection lost mid-answer is retried too; a larger one is refused. Default 16 MiB. */
+  maxResponseBytes?: number;
 }
 
 export interface HttpResponse {
@@ -51,19 +76,20 @@ export interface HttpResponse {
   headers: Record<string, string | undefined>;
   /** The URL that answered, after redirects. */
   url: URL;
+  bytes(): Promise<Buffer>;
   text(): Promise<string>;
   json<T>(): Promise<T>;
-  /** Reads and discards the body so the connection can be reused. */
-  discard(): Promise<void>;
 }
 
 const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 /**
  * The one HTTP client of the product, on Node's own http stack (native parser, nothing to load at
  * start-up). TLS trust and the proxy come from the agent's settings, connections are kept alive,
- * and failures on the wire become ConnectionErrors that say what to check.
+ * every request is retried here and only here, and failures on the wire become ConnectionErrors
+ * that name the host and say what to check.
  */
 export class HttpTransport {
   private readonly direct: https.Agent;
@@ -74,35 +100,76 @@ export class HttpTransport {
   private readonly userAgent: string;
   private readonly connectTimeoutMs: number;
   private readonly idleTimeoutMs: number;
+  private readonly retryPolicy: RetryPolicy;
+  private readonly logger?: Logger;
 
   constructor(options: TransportOptions = {}) {
     const ca = options.caCertificates?.length ? [...rootCertificates, ...extraCaFromEnvironment(), ...options.caCertificates] : undefined;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
     this.direct = new https.Agent({ keepAlive: true, ca });
-    if (options.proxy) this.proxied = new TunnelingAgent(options.proxy, ca);
+    if (options.proxy) this.proxied = new TunnelingAgent(options.proxy, ca, this.connectTimeoutMs);
     this.bypass = (options.proxy?.bypass ?? []).map((pattern) => new RegExp(pattern, 'i'));
     this.userAgent = options.userAgent ?? 'private-aks-acr-pipelines';
-    this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
-    this.idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
+    this.retryPolicy = options.retry ?? {};
+    this.logger = options.logger;
   }
 
-  async send(req: HttpRequest): Promise<HttpResponse> {
-    let url = new URL(req.url);
-    let headers: HttpHeaders = { 'user-agent': this.userAgent, ...req.headers };
-    const follow = (req.followRedirects ?? true) && (req.method === 'GET' || req.method === 'HEAD');
-    for (let hop = 0; ; hop++) {
-      const response = await this.once(req.method, url, headers, req.body);
-      const location = response.headers.location;
-      if (!follow || !REDIRECT_STATUSES.has(response.status) || !location || hop >= MAX_REDIRECTS) return response;
-      await response.discard();
-      const next = new URL(location, url);
-      if (next.origin !== url.origin) headers = withoutAuthorization(headers);
-      url = next;
-    }
+  /**
+   * Sends one logical request: tried under the retry policy (unless `retry: false`), each try
+   * following redirects and reading the whole answer. Resolves with any answer but 408, 429 and 5xx
+   * (and `retryStatuses`), which are retried and in the end thrown.
+   */
+  send(req: HttpRequest): Promise<HttpResponse> {
+    if (req.retry === false) return this.attempt(req);
+    const url = new URL(req.url);
+    const retryStatuses = req.retryStatuses ?? [];
+    return retry(() => this.attempt(req), {
+      ...this.retryPolicy,
+      what: `${req.endpoint ? `${req.endpoint} ` : ''}${url.host} (${req.method} ${url.pathname})`,
+      logger: this.logger,
+      isRetryable: (error) => isTransient(error) || (error instanceof HttpError && retryStatuses.includes(error.status)),
+    });
+  }
+
+  /**
+   * Runs an operation made of several requests (a resumable upload) under this transport's retry
+   * policy, as one budget; its requests go out with `retry: false`, so nothing retries inside it.
+   */
+  retrying<T>(what: string, operation: (attempt: RetryAttempt) => Promise<T>, isRetryable?: (error: unknown) => boolean): Promise<T> {
+    return retry(operation, { ...this.retryPolicy, what, logger: this.logger, isRetryable });
   }
 
   close(): Promise<void> {
     for (const agent of [this.direct, this.proxied, this.plain]) agent?.destroy();
     return Promise.resolve();
+  }
+
+  private async attempt(req: HttpRequest): Promise<HttpResponse> {
+    let url = new URL(req.url);
+    let headers: HttpHeaders = { 'user-agent': this.userAgent, ...req.headers };
+    const follow = (req.followRedirects ?? true) && (req.method === 'GET' || req.method === 'HEAD');
+    const maxBytes = req.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    for (let hop = 0; ; hop++) {
+      const response = await this.once(req.method, url, headers, req.body, maxBytes);
+      const location = response.headers.location;
+      if (follow && REDIRECT_STATUSES.has(response.status) && location && hop < MAX_REDIRECTS) {
+        const next = new URL(location, url);
+        if (next.origin !== url.origin) headers = withoutAuthorization(headers);
+        url = next;
+        continue;
+      }
+      const { status } = response;
+      if (status === 408 || status === 429 || status >= 500 || req.retryStatuses?.includes(status)) {
+        const detail = errorDetail(await response.text());
+        throw new HttpError(
+          `${req.endpoint ? `${req.endpoint} ` : ''}${url.host} answered ${req.method} ${url.pathname} with HTTP ${status}${detail ? ` (${detail})` : ''}`,
+          status,
+          parseRetryAfter(response.headers['retry-after']),
+        );
+      }
+      return response;
+    }
   }
 
   private agentFor(url: URL): http.Agent {
@@ -112,31 +179,91 @@ export class HttpTransport {
     return bypassed ? this.direct : this.proxied;
   }
 
-  private once(method: HttpRequest['method'], url: URL, headers: HttpHeaders, body: HttpRequest['body']): Promise<HttpResponse> {
+  /** One exchange on the wire, answer read whole; connect and idle timeouts become TimeoutErrors. */
+  private once(method: HttpRequest['method'], url: URL, headers: HttpHeaders, body: HttpRequest['body'], maxBytes: number): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
       const client = url.protocol === 'http:' ? http : https;
       const request = client.request(url, { method, headers, agent: this.agentFor(url) });
+      let settled = false;
       const fail = (error: unknown) => {
+        if (settled) return;
+        settled = true;
         request.destroy();
-        reject(describeNetworkError(error, url));
+        reject(error instanceof UserError ? error : describeNetworkError(error, url));
       };
       request.once('error', fail);
-      request.setTimeout(this.idleTimeoutMs, () => request.destroy(Object.assign(new Error('no answer in time'), { code: 'ETIMEDOUT' })));
+      request.setTimeout(this.idleTimeoutMs, () =>
+        fail(new TimeoutError(`${url.host} went silent for ${seconds(this.idleTimeoutMs)} (idle timeout)`)),
+      );
       request.once('socket', (socket) => {
-        if (!socket.connecting) return;
-        const timer = setTimeout(() => request.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), this.connectTimeoutMs);
-        socket.once('connect', () => clearTimeout(timer));
+        // A kept-alive socket is connected already; a new one must be ready (TLS included) in time.
+        if (request.reusedSocket) return;
+        const timer = setTimeout(
+          () =>
+            fail(
+              new TimeoutError(
+                `Cannot connect to ${url.host} within ${seconds(this.connectTimeoutMs)} (connect timeout): check that this agent has a network path to it (private endpoint, firewall, proxy).`,
+              ),
+            ),
+          this.connectTimeoutMs,
+        );
+        socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => clearTimeout(timer));
         socket.once('close', () => clearTimeout(timer));
       });
-      request.once('response', (response) => resolve(wrapResponse(response, url)));
+      request.once('response', (response) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBytes) {
+            fail(new HttpError(`${url.host} answered ${method} ${url.pathname} with more than ${maxBytes} bytes; that is not an answer this client expects.`, response.statusCode ?? 0));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        response.once('error', fail);
+        response.once('end', () => {
+          if (settled) return;
+          settled = true;
+          resolve(bufferedResponse(response, url, Buffer.concat(chunks)));
+        });
+        response.once('aborted', () => fail(Object.assign(new Error('the connection closed in the middle of the answer'), { code: 'ECONNRESET' })));
+      });
       if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
         request.end(body);
       } else {
-        body.once('error', fail);
-        body.pipe(request);
+        const stream = body();
+        // A body that cannot be read is not a network failure: it is thrown as it is.
+        stream.once('error', (error) => {
+          if (settled) return;
+          settled = true;
+          request.destroy();
+          reject(error);
+        });
+        stream.pipe(request);
       }
     });
   }
+}
+
+function seconds(ms: number): string {
+  return `${ms % 1000 === 0 ? ms / 1000 : (ms / 1000).toFixed(1)} s`;
+}
+
+/** The first useful line of an error body: `{"errors":[…]}` (registries), `{"error":{…}}` (ARM), `{"error_description"}` (OAuth), or text. */
+export function errorDetail(text: string): string {
+  if (!text.trim()) return '';
+  try {
+    const body = JSON.parse(text) as Record<string, unknown>;
+    const first = (Array.isArray(body.errors) ? body.errors[0] : typeof body.error === 'object' ? body.error : body) as Record<string, unknown> | undefined;
+    const code = first?.code ?? (typeof body.error === 'string' ? body.error : undefined);
+    const message = first?.message ?? body.error_description;
+    const parts = [code, message].filter((part): part is string => typeof part === 'string' && part.length > 0);
+    if (parts.length) return parts.join(': ').split(/\r?\n/)[0].slice(0, 300);
+  } catch {
+    // Not JSON: the text itself.
+  }
+  return text.trim().split(/\r?\n/)[0].slice(0, 200);
 }
 
 /** Opens https connections through an HTTP CONNECT tunnel, as the agent's proxy expects. */
@@ -144,7 +271,11 @@ class TunnelingAgent extends https.Agent {
   private readonly proxyUrl: URL;
   private readonly authorization?: string;
 
-  constructor(proxy: ProxySettings, ca: string[] | undefined) {
+  constructor(
+    proxy: ProxySettings,
+    ca: string[] | undefined,
+    private readonly connectTimeoutMs: number,
+  ) {
     super({ keepAlive: true, ca });
     this.proxyUrl = new URL(proxy.url);
     if (proxy.username) this.authorization = `Basic ${Buffer.from(`${proxy.username}:${proxy.password ?? ''}`).toString('base64')}`;
@@ -168,33 +299,28 @@ class TunnelingAgent extends https.Agent {
       callback?.(null, tlsConnect({ ...(options as object), socket, servername: options.servername || undefined }));
     });
     tunnel.once('error', (error) => callback?.(error, tunnel.socket!));
+    // A proxy that takes the connection and never answers CONNECT must not hold the request forever.
+    tunnel.setTimeout(this.connectTimeoutMs, () =>
+      tunnel.destroy(
+        new TimeoutError(`The proxy ${this.proxyUrl.host} did not open a tunnel to ${target} within ${seconds(this.connectTimeoutMs)} (connect timeout): check the agent's proxy settings.`),
+      ),
+    );
+    tunnel.once('connect', () => tunnel.setTimeout(0));
     tunnel.end();
     return undefined;
   }
 }
 
-function wrapResponse(response: http.IncomingMessage, url: URL): HttpResponse {
+function bufferedResponse(response: http.IncomingMessage, url: URL, body: Buffer): HttpResponse {
   const headers: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(response.headers)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
-  const read = async (): Promise<string> => {
-    const chunks: Buffer[] = [];
-    try {
-      for await (const chunk of response) chunks.push(chunk as Buffer);
-    } catch (error) {
-      throw describeNetworkError(error, url);
-    }
-    return Buffer.concat(chunks).toString('utf8');
-  };
   return {
     status: response.statusCode ?? 0,
     headers,
     url,
-    text: read,
-    json: async <T>() => JSON.parse(await read()) as T,
-    discard: async () => {
-      response.resume();
-      if (!response.complete) await new Promise<void>((done) => response.once('close', done));
-    },
+    bytes: () => Promise.resolve(body),
+    text: () => Promise.resolve(body.toString('utf8')),
+    json: <T>() => Promise.resolve().then(() => JSON.parse(body.toString('utf8')) as T),
   };
 }
 
@@ -235,7 +361,7 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /** Turns a socket or TLS failure into one line that says what to check. */
-export function describeNetworkError(error: unknown, url: URL): ConnectionError {
+function describeNetworkError(error: unknown, url: URL): ConnectionError {
   if (error instanceof ConnectionError) return error;
   const code = errorCode(error) ?? 'unknown';
   const host = url.host;

@@ -43,8 +43,9 @@ export async function openImage(path: string, options: OpenImageOptions): Promis
   if (!info) {
     throw new InputError(input, `${path} does not exist; point it at an OCI image layout folder, a docker save tarball or an OCI archive.`);
   }
+  // Every error about what the input holds starts with this, and then names the file.
   const label = `${input} ${path}`;
-  if (info.isDirectory()) return { root: await loadLayout(folderFiles(path), input), format: 'OCI image layout', close: () => Promise.resolve() };
+  if (info.isDirectory()) return { root: await loadLayout(folderFiles(path, label), input), format: 'OCI image layout', close: () => Promise.resolve() };
   if (!info.isFile()) throw new InputError(input, `${path} is neither a folder nor a file.`);
 
   // Only a .tar.gz needs scratch space: it is unpacked once so members can be read by offset.
@@ -65,10 +66,10 @@ export async function openImage(path: string, options: OpenImageOptions): Promis
     let root: ManifestSource;
     let format: string;
     if (members.has('manifest.json')) {
-      root = await loadDockerArchive(tarPath, label, members, { compressionLevel: COMPRESSION_LEVEL, input });
+      root = await loadDockerArchive(tarPath, label, members, { compressionLevel: COMPRESSION_LEVEL, input, path });
       format = 'docker save tarball';
     } else if (members.has('oci-layout')) {
-      root = await loadLayout(tarFiles(tarPath, label, members), input);
+      root = await loadLayout(tarFiles(tarPath, label, members, path), input);
       format = 'OCI archive';
     } else {
       throw new InputError(input, `${path} is a tar archive but not an image: it has neither manifest.json (docker save) nor oci-layout (OCI archive).`);

@@ -1,15 +1,16 @@
 import type { Readable } from 'node:stream';
 import { forEachLimited } from '../concurrency.js';
+import { UserError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { BlobTarget, ManifestSource, PushedBlob, ResolvedBlob } from './content.js';
-import { DOCKER_MANIFEST, OCI_MANIFEST, type ImageManifest } from './mediaTypes.js';
-import type { RegistryClient } from './registry.js';
+import type { BlobTarget, ManifestSource, PushedBlob, RenderedManifest, ResolvedBlob } from './content.js';
+import { isManifestMediaType, type ImageManifest } from './mediaTypes.js';
+import type { RegistryClient, RegistryRepository, StoredManifest } from './registry.js';
 
 export interface PushOptions {
   client: RegistryClient;
   repository: string;
   root: ManifestSource;
-  /** Tags moved to the pushed manifest, in order, after everything else is in the registry. */
+  /** Tags moved to the pushed manifest, all or none, after everything else is in the registry. */
   tags: string[];
   /** Blobs in flight at once (HEAD, compress, upload). Default 4, as go-containerregistry. */
   concurrency?: number;
@@ -30,15 +31,16 @@ export interface PushResult {
 
 /**
  * Pushes an image so that nothing points at missing content: every blob first (skipping those
- * the registry has), then child manifests by digest, and only then the tags. A failure anywhere
- * before the tags leaves them where they were.
+ * the registry has), then child manifests by digest, and only then the tags, all or none. A
+ * failure anywhere leaves every tag where it was.
  */
 export async function pushImage(options: PushOptions): Promise<PushResult> {
   const started = Date.now();
-  const { client, repository, logger } = options;
+  const { logger } = options;
+  const repository = options.client.repository(options.repository, 'push');
   const manifests = postOrder(options.root);
   const sources = [...new Set(manifests.flatMap((manifest) => manifest.blobs))];
-  const target = new RepositoryTarget(client, repository, options.tags, logger, options.progressIntervalMs ?? 5_000);
+  const target = new RepositoryTarget(repository, options.tags, logger, options.progressIntervalMs ?? 5_000);
   try {
     await forEachLimited(sources, options.concurrency ?? 4, async (source) => {
       await source.push(target);
@@ -48,13 +50,13 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
   }
 
   // Children of an index are stored by digest; the root needs no such step, since each tag PUT
-  // is itself all-or-nothing and the registry refuses a manifest whose blobs are missing.
+  // stores it whole and the registry refuses a manifest whose blobs are missing.
   for (const child of manifests.slice(0, -1)) {
     const rendered = await child.render();
-    await client.putManifest(repository, rendered.digest, rendered);
+    await repository.putManifest(rendered.digest, rendered);
   }
   const root = await manifests.at(-1)!.render();
-  for (const tag of options.tags) await client.putManifest(repository, tag, root);
+  await moveTags(repository, options.tags, root, logger);
   return {
     digest: root.digest,
     mediaType: root.mediaType,
@@ -64,6 +66,53 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
     blobsSkipped: target.skipped,
     durationMs: Date.now() - started,
   };
+}
+
+/**
+ * Points every tag at `root`, all or none. What each tag points at before is read first; when a
+ * registry refuses a tag (ACR's locked tags, a scope map without that tag), the tags already moved
+ * are put back, and a tag that did not exist before is removed where the registry allows it.
+ */
+async function moveTags(repository: RegistryRepository, tags: string[], root: RenderedManifest, logger: Logger): Promise<void> {
+  // One tag is one PUT, which the registry applies whole or not at all.
+  if (tags.length === 1) return repository.putManifest(tags[0], root);
+  const before = new Map<string, StoredManifest | undefined>();
+  await Promise.all(tags.map(async (tag) => before.set(tag, await repository.getManifest(tag))));
+  const changing = tags.filter((tag) => before.get(tag)?.digest !== root.digest);
+  // Tags that exist go first: putting one back takes the same right as moving it, removing a new one may not.
+  const ordered = [...changing.filter((tag) => before.get(tag)), ...changing.filter((tag) => !before.get(tag))];
+  const moved: string[] = [];
+  try {
+    for (const tag of ordered) {
+      await repository.putManifest(tag, root);
+      moved.push(tag);
+    }
+  } catch (error) {
+    if (moved.length === 0) throw error;
+    const outcomes: string[] = [];
+    for (const tag of moved.reverse()) outcomes.push(await putBack(repository, tag, before.get(tag), root.digest, logger));
+    throw new UserError(`${errorMessage(error).replace(/\.?$/, '.')} Tags already moved: ${outcomes.join('; ')}.`, { cause: error });
+  }
+}
+
+/** Undoes one tag move; says what became of the tag. */
+async function putBack(repository: RegistryRepository, tag: string, previous: StoredManifest | undefined, digest: string, logger: Logger): Promise<string> {
+  try {
+    if (previous) {
+      await repository.putManifest(tag, previous);
+      logger.warn(`Put tag ${tag} back on ${previous.digest}, where it was before this push`);
+      return `${tag} put back on ${previous.digest}`;
+    }
+    await repository.deleteTag(tag);
+    logger.warn(`Removed tag ${tag}, which did not exist before this push`);
+    return `${tag} removed again`;
+  } catch (error) {
+    const what = previous
+      ? `${tag} could not be put back on ${previous.digest} and points at ${digest} (${errorMessage(error)})`
+      : `${tag} did not exist before and could not be removed, so it points at ${digest}: remove it by hand, e.g. az acr repository untag (${errorMessage(error)})`;
+    logger.warn(`Tag ${what}`);
+    return what;
+  }
 }
 
 /** Children before parents, the root last: the order manifests must reach the registry in. */
@@ -87,8 +136,7 @@ class RepositoryTarget implements BlobTarget {
   private knownLayers?: Promise<Map<string, PushedBlob>>;
 
   constructor(
-    private readonly client: RegistryClient,
-    private readonly repository: string,
+    private readonly repository: RegistryRepository,
     private readonly tags: string[],
     private readonly logger: Logger,
     progressIntervalMs: number,
@@ -99,22 +147,22 @@ class RepositoryTarget implements BlobTarget {
   async has(digest: string): Promise<boolean> {
     // Another source already holds these bytes and checked or sent them: nothing left to do here.
     if (this.presence.has(digest)) return true;
-    const present = this.client.blobExists(this.repository, digest);
+    const present = this.repository.blobExists(digest);
     this.presence.set(digest, present);
     if (!(await present)) return false;
     this.skipped++;
-    this.logger.debug(`${digest} is already in ${this.repository}`);
+    this.logger.debug(`${digest} is already in ${this.repository.name}`);
     return true;
   }
 
   async upload(blob: ResolvedBlob): Promise<void> {
     this.progress.expect(blob.size);
-    await this.client.uploadBlob(this.repository, blob, (delta) => this.progress.add(delta));
+    await this.repository.uploadBlob(blob, (delta) => this.progress.add(delta));
     this.uploaded++;
   }
 
   async uploadStream(open: () => Readable): Promise<{ digest: string; size: number }> {
-    const result = await this.client.uploadStream(this.repository, open, (delta) => this.progress.add(delta));
+    const result = await this.repository.uploadStream(open, (delta) => this.progress.add(delta));
     this.presence.set(result.digest, Promise.resolve(true));
     this.uploaded++;
     return result;
@@ -133,16 +181,18 @@ class RepositoryTarget implements BlobTarget {
     const layers = new Map<string, PushedBlob>();
     for (const tag of this.tags) {
       try {
-        const current = await this.client.getManifest(this.repository, tag, [DOCKER_MANIFEST, OCI_MANIFEST]);
-        if (!current) continue;
+        const current = await this.repository.getManifest(tag);
+        if (!current || !isManifestMediaType(current.mediaType)) continue;
         const manifest = JSON.parse(current.bytes.toString('utf8')) as Partial<ImageManifest>;
-        if (!manifest.config || !manifest.layers) continue;
-        const config = JSON.parse((await this.client.getSmallBlob(this.repository, manifest.config.digest)).toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
-        const diffIds = config.rootfs?.diff_ids ?? [];
-        if (diffIds.length !== manifest.layers.length) continue;
-        diffIds.forEach((diffId, index) => layers.set(diffId, manifest.layers![index]));
+        if (!manifest.config || !Array.isArray(manifest.layers)) continue;
+        const config = JSON.parse((await this.repository.readBlob(manifest.config.digest, MAX_CONFIG_BYTES)).toString('utf8')) as { rootfs?: { diff_ids?: unknown } };
+        const diffIds = config.rootfs?.diff_ids;
+        if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) continue;
+        diffIds.forEach((diffId, index) => {
+          if (typeof diffId === 'string') layers.set(diffId, manifest.layers![index]);
+        });
       } catch (error) {
-        this.logger.debug(`Could not read what ${this.repository}:${tag} points at: ${error instanceof Error ? error.message : String(error)}`);
+        this.logger.debug(`Could not read what ${this.repository.name}:${tag} points at: ${errorMessage(error)}`);
       }
     }
     return layers;
@@ -150,6 +200,8 @@ class RepositoryTarget implements BlobTarget {
 }
 
 const MiB = 1024 * 1024;
+// Image configs are read into memory; a long history makes them large, but never this large.
+const MAX_CONFIG_BYTES = 16 * MiB;
 
 /** Logs bytes sent at most once per interval, so long uploads show they are alive. */
 class Progress {

@@ -1,252 +1,97 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { AuthenticationError, ContentError, HttpError, UserError, errorMessage } from '../errors.js';
-import { rejectTransient } from '../http/status.js';
-import type { HttpHeaders, HttpRequest, HttpResponse, HttpTransport } from '../http/transport.js';
+import { AuthenticationError, ContentError, HttpError, UserError } from '../errors.js';
+import { errorDetail, type HttpHeaders, type HttpRequest, type HttpResponse, type HttpTransport } from '../http/transport.js';
+import { isTransient, type RetryAttempt } from '../http/retry.js';
 import type { Logger } from '../log.js';
-import { isTransient, retry, type RetryOptions } from '../http/retry.js';
 import { tap } from '../streams.js';
 import { parseBearerChallenge, type BearerChallenge } from './challenge.js';
-import type { BlobContent } from './content.js';
+import type { BlobContent, RenderedManifest } from './content.js';
 import type { RegistryTokenProvider } from './tokens.js';
 
 export interface RegistryClientOptions {
   /** Login server, `host` or `host:port`; always https. */
   host: string;
   http: HttpTransport;
+  /** Answers the registry's bearer challenges: ACR's exchange, a registry user, or anonymous (RealmTokenProvider). */
   tokens: RegistryTokenProvider;
   logger: Logger;
-  /**
-   * Bytes per request of a blob read from disk. Uploads go POST → PATCH… → PUT with exact
-   * lengths, which every registry accepts (ACR is reported to refuse chunked transfer encoding).
-   * ACR is also reported, unconfirmed, to refuse single bodies over about 20 MB: a 413 halves the
-   * size for the rest of the push, down to 4 MiB. Default 32 MiB.
-   */
-  chunkSize?: number;
-  /** Bytes per PATCH of a blob produced on the fly; two per upload are held in memory. Default 2 MiB. */
-  streamChunkSize?: number;
-  /** Backoff of every retried request; see RetryOptions for defaults. */
-  retry?: RetryOptions;
 }
 
-interface RegistryErrorBody {
-  errors?: { code?: string; message?: string; detail?: unknown }[];
-}
+/** What a repository handle may do: its requests carry a token for `pull`, or for `pull,push`. */
+export type RepositoryAccess = 'pull' | 'push';
 
-/** The registry HTTP API (distribution-spec) for one login server, with token auth folded in. */
+/** A manifest as a registry serves it: the exact bytes, their digest and media type. */
+export type StoredManifest = RenderedManifest;
+
+const MiB = 1024 * 1024;
+/**
+ * Bytes per request of a blob read from disk. Uploads go POST → PATCH… → PUT with exact lengths,
+ * which every registry accepts (ACR is reported to refuse chunked transfer encoding). ACR is also
+ * reported, unconfirmed, to refuse single bodies over about 20 MB: a 413 halves the size for the
+ * rest of the push, down to MIN_CHUNK_SIZE.
+ */
+const CHUNK_SIZE = 32 * MiB;
+const MIN_CHUNK_SIZE = 4 * MiB;
+/** Bytes per PATCH of a blob produced on the fly; two per upload are held in memory. */
+const STREAM_CHUNK_SIZE = 2 * MiB;
+
+const MANIFEST_TYPES = [
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+];
+// Manifests are read into memory; the distribution-spec lets registries refuse anything over 4 MiB.
+const MAX_MANIFEST_BYTES = 4 * MiB;
+
+/**
+ * The registry HTTP API (distribution-spec) of one login server, with token auth folded in. Work
+ * goes through repository handles, whose requests carry a token for their scopes; a request that
+ * needs more (a cross-repository mount: `repository:<from>:pull` too) asks `request` for them.
+ */
 export class RegistryClient {
   readonly host: string;
   private readonly baseUrl: URL;
-  private chunkSize: number;
-  private readonly streamChunkSize: number;
+  // Halved for the rest of the push when a registry refuses a body as too large.
+  chunkSize = CHUNK_SIZE;
   private knownChallenge?: Promise<BearerChallenge | undefined>;
 
-  constructor(private readonly options: RegistryClientOptions) {
+  constructor(readonly options: RegistryClientOptions) {
     this.host = options.host;
     this.baseUrl = new URL(`https://${options.host}`);
-    this.chunkSize = options.chunkSize ?? 32 * 1024 * 1024;
-    this.streamChunkSize = options.streamChunkSize ?? 2 * 1024 * 1024;
   }
 
-  /** HEAD the blob. ACR answers 307 (to its data endpoint) for blobs it has; that counts as present. */
-  async blobExists(repository: string, digest: string): Promise<boolean> {
-    const response = await this.retrying(() =>
-      this.send(repository, () => ({ method: 'HEAD', url: this.url(`/v2/${repository}/blobs/${digest}`), followRedirects: false })),
-    );
-    await response.discard();
-    if (response.status === 200 || response.status === 307) return true;
-    // Only a 404 means "absent"; anything else is an answer we must not guess about.
-    if (response.status === 404) return false;
-    throw await this.failure(response, `checking blob ${digest} in ${repository}`);
+  repository(name: string, access: RepositoryAccess = 'pull'): RegistryRepository {
+    return new RegistryRepository(this, name, [`repository:${name}:${access === 'push' ? 'pull,push' : 'pull'}`]);
   }
 
-  /**
-   * Uploads a blob whose digest is known, streaming byte ranges from disk. The registry checks the
-   * bytes against the digest on commit (DIGEST_INVALID otherwise), so they are not hashed twice.
-   * Retries restart the blob from its first byte.
-   */
-  async uploadBlob(repository: string, blob: BlobContent, onProgress: (deltaBytes: number) => void): Promise<void> {
-    for (;;) {
-      const chunks = [...rangeChunks(blob, this.chunkSize)];
-      // The digest is known, so the last chunk can ride on the closing PUT: one request fewer per blob.
-      const last = chunks.pop();
-      try {
-        await this.retryingUpload(onProgress, (onBytes) => this.uploadChunks(repository, chunks, () => blob.digest, onBytes, last));
-        return;
-      } catch (error) {
-        if (!(error instanceof HttpError && error.status === 413 && this.chunkSize > MIN_CHUNK_SIZE)) throw error;
-        this.chunkSize /= 2;
-        this.options.logger.warn(`${this.host} refused a request body as too large (HTTP 413); sending ${this.chunkSize / (1024 * 1024)} MiB at a time from now on`);
-      }
-    }
-  }
-
-  /**
-   * Uploads bytes whose digest is only known once they have all been produced (a layer being
-   * compressed on the fly), hashing them on the way out. Each try calls `open` anew.
-   */
-  async uploadStream(repository: string, open: () => Readable, onProgress: (deltaBytes: number) => void): Promise<{ digest: string; size: number }> {
-    return this.retryingUpload(onProgress, async (onBytes) => {
-      const hash = createHash('sha256');
-      let size = 0;
-      const chunks = bufferedChunks(open(), this.streamChunkSize, (chunk) => {
-        hash.update(chunk);
-        size += chunk.length;
-      });
-      let digest: string | undefined;
-      await this.uploadChunks(repository, chunks, () => (digest = `sha256:${hash.digest('hex')}`), onBytes);
-      return { digest: digest!, size };
-    });
-  }
-
-  /** GETs a manifest by tag or digest; undefined when the registry has none under that name. */
-  async getManifest(repository: string, reference: string, accept: string[]): Promise<{ mediaType: string; bytes: Buffer } | undefined> {
-    const response = await this.retrying(() =>
-      this.send(repository, () => ({ method: 'GET', url: this.url(`/v2/${repository}/manifests/${reference}`), headers: { accept: accept.join(', ') } })),
-    );
-    if (response.status === 404) {
-      await response.discard();
-      return undefined;
-    }
-    if (response.status !== 200) throw await this.failure(response, `reading manifest ${reference} of ${repository}`);
-    return { mediaType: response.headers['content-type'] ?? '', bytes: Buffer.from(await response.text(), 'utf8') };
-  }
-
-  /** GETs a small blob (an image config) into memory, following ACR's redirect to its data endpoint. */
-  async getSmallBlob(repository: string, digest: string): Promise<Buffer> {
-    const response = await this.retrying(() => this.send(repository, () => ({ method: 'GET', url: this.url(`/v2/${repository}/blobs/${digest}`) })));
-    if (response.status !== 200) throw await this.failure(response, `reading blob ${digest} of ${repository}`);
-    return Buffer.from(await response.text(), 'utf8');
-  }
-
-  /** PUTs a manifest under a tag or digest and checks the registry computed the digest we did. */
-  async putManifest(repository: string, reference: string, manifest: { mediaType: string; bytes: Buffer; digest: string }): Promise<void> {
-    const response = await this.retrying(() =>
-      this.send(repository, () => ({
-        method: 'PUT',
-        url: this.url(`/v2/${repository}/manifests/${reference}`),
-        headers: { 'content-type': manifest.mediaType, 'content-length': String(manifest.bytes.length) },
-        body: manifest.bytes,
-      })),
-    );
-    if (response.status !== 201 && response.status !== 200) throw await this.failure(response, `storing manifest ${reference} in ${repository}`);
-    await response.discard();
-    const stored = response.headers['docker-content-digest'];
-    if (stored && stored !== manifest.digest) {
-      throw new ContentError(`The registry stored manifest ${reference} of ${repository} as ${stored}, not ${manifest.digest}: it rewrote the manifest.`);
-    }
-  }
-
-  /** Progress is reported as bytes land; a failed try takes its bytes back before the next. */
-  private retryingUpload<T>(onProgress: (deltaBytes: number) => void, upload: (onBytes: (bytes: number) => void) => Promise<T>): Promise<T> {
-    return this.retrying(async () => {
-      let sent = 0;
-      try {
-        return await upload((bytes) => {
-          sent += bytes;
-          onProgress(bytes);
-        });
-      } catch (error) {
-        onProgress(-sent);
-        throw error;
-      }
-    });
-  }
-
-  /**
-   * POST, a PATCH per chunk with its exact length, then PUT with the digest and, when given, the
-   * final chunk as its body (distribution-spec "chunked upload"; one chunk and no PATCH is the
-   * spec's "POST then PUT" monolithic upload).
-   */
-  private async uploadChunks(
-    repository: string,
-    chunks: Iterable<UploadChunk> | AsyncIterable<UploadChunk>,
-    digest: () => string,
-    onBytes: (bytes: number) => void,
-    finalChunk?: UploadChunk,
-  ): Promise<void> {
-    const started = await this.send(repository, () => ({ method: 'POST', url: this.url(`/v2/${repository}/blobs/uploads/`), headers: { 'content-length': '0' } }));
-    if (started.status !== 202) throw await this.failure(started, `starting an upload to ${repository}`);
-    await started.discard();
-    let location = this.location(started);
-    // Bytes count as they leave, so a long request shows progress; a body sent again after a 401 counts again.
-    const counted = (chunk: UploadChunk): Readable | Buffer => {
-      const body = chunk.body();
-      if (Buffer.isBuffer(body)) {
-        onBytes(body.length);
-        return body;
-      }
-      return body.pipe(tap((piece) => onBytes(piece.length)));
-    };
-    let offset = 0;
-    for await (const chunk of chunks) {
-      const response = await this.send(repository, () => ({
-        method: 'PATCH',
-        url: location,
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(chunk.length), 'content-range': `${offset}-${offset + chunk.length - 1}` },
-        body: counted(chunk),
-      }));
-      if (response.status !== 202) throw await this.failure(response, `uploading to ${repository}`);
-      await response.discard();
-      offset += chunk.length;
-      location = this.location(response);
-    }
-    const committed = new URL(location);
-    committed.searchParams.set('digest', digest());
-    const headers: HttpHeaders = finalChunk ? { 'content-type': 'application/octet-stream', 'content-length': String(finalChunk.length) } : { 'content-length': '0' };
-    const done = await this.send(repository, () => ({ method: 'PUT', url: committed, headers, body: finalChunk && counted(finalChunk) }));
-    if (done.status !== 201) throw await this.failure(done, `committing ${committed.searchParams.get('digest')} to ${repository}`);
-    await done.discard();
-  }
-
-  private location(response: HttpResponse): URL {
-    const location = response.headers.location;
-    if (!location) throw new HttpError(`The registry answered an upload request without a Location header (HTTP ${response.status}).`, response.status);
-    // Location may be relative; its query string (upload state on some registries) is kept.
-    return new URL(location, this.baseUrl);
-  }
-
-  private url(path: string): URL {
+  url(path: string): URL {
     return new URL(path, this.baseUrl);
   }
 
-  private async retrying<T>(operation: () => Promise<T>): Promise<T> {
-    const attempts = this.options.retry?.attempts ?? 5;
-    try {
-      return await retry(operation, {
-        ...this.options.retry,
-        attempts,
-        onRetry: (error, attempt, delayMs) => this.options.logger.warn(`${errorMessage(error)}; retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${attempts})`),
-      });
-    } catch (error) {
-      if (!isTransient(error)) throw error;
-      throw new UserError(`Gave up on ${this.host} after ${attempts} attempts: ${errorMessage(error)}. The registry or the network kept failing; run the task again later.`, { cause: error });
-    }
-  }
-
   /**
-   * Sends a request with a bearer token for `repository:<name>:pull,push`. A 401 means the token
-   * expired or was revoked: the token is minted again once and the request repeated (with a
-   * fresh body), as the ACR docs ask. A second 401 is a permission problem.
+   * Sends a request with a bearer token for `scopes` (each token minted once, however many requests
+   * need it). A 401 means the token expired or was revoked: it is minted again once and the request
+   * repeated (with a fresh body), as the ACR docs ask; a second 401 is a permission problem.
+   * `retry: false` leaves recovering from failures to the caller (a resumable upload).
    */
-  private async send(repository: string, build: () => HttpRequest): Promise<HttpResponse> {
-    const scopes = [`repository:${repository}:pull,push`];
+  async request(request: HttpRequest, scopes: readonly string[], doing: string): Promise<HttpResponse> {
     let challenge = await this.challenge();
     for (let attempt = 1; ; attempt++) {
-      const request = build();
       const headers: HttpHeaders = { ...request.headers };
       if (challenge) headers.authorization = `Bearer ${await this.options.tokens.accessToken(challenge, scopes)}`;
-      const response = await rejectTransient(await this.options.http.send({ ...request, headers }), `${this.host} ${request.method}`);
+      const response = await this.options.http.send({ ...request, headers, endpoint: 'the registry' });
       if (response.status !== 401) return response;
       const fresh = parseBearerChallenge(response.headers['www-authenticate']);
       if (attempt >= 2 || !fresh) {
         const reason = fresh?.error === 'insufficient_scope' ? ' (insufficient_scope)' : '';
-        await response.discard();
+        const actions = new Set(scopes.flatMap((scope) => scope.slice(scope.lastIndexOf(':') + 1).split(',')));
+        const [verb, role] = actions.has('delete') ? ['delete', 'AcrDelete'] : actions.has('push') ? ['push', 'AcrPush'] : ['pull', 'AcrPull'];
         throw new AuthenticationError(
-          `The registry ${this.host} refused ${request.method} on ${repository}${reason}: the identity may not push there. Give it the AcrPush role on the registry (or a token with write access to the repository).`,
+          `The registry ${this.host} refused ${doing}${reason}: the identity may not ${verb} there. Give it the ${role} role on the registry (or a token with ${verb} access to the repository).`,
         );
       }
-      await response.discard();
       this.options.tokens.invalidate(fresh);
       challenge = fresh;
     }
@@ -257,84 +102,392 @@ export class RegistryClient {
    * token; undefined when the registry lets anyone in.
    */
   challenge(): Promise<BearerChallenge | undefined> {
-    this.knownChallenge ??= retry(async () => {
-      const response = await rejectTransient(await this.options.http.send({ method: 'GET', url: this.url('/v2/') }), `${this.host} GET /v2/`);
-      await response.discard();
+    this.knownChallenge ??= (async () => {
+      const response = await this.options.http.send({ method: 'GET', url: this.url('/v2/'), endpoint: 'the registry' });
       if (response.status === 200) return undefined;
       const challenge = parseBearerChallenge(response.headers['www-authenticate']);
       if (response.status === 401 && challenge) return challenge;
       if (response.status === 404) throw new UserError(`${this.host} does not serve the registry API (GET /v2/ answered 404): check the registry login server.`);
       throw new UserError(`${this.host} answered GET /v2/ with HTTP ${response.status} and no Bearer challenge; it is not a registry this task can log in to.`);
-    }, this.options.retry).catch((error: unknown) => {
+    })();
+    this.knownChallenge.catch(() => {
       this.knownChallenge = undefined;
-      throw error;
     });
     return this.knownChallenge;
   }
 
-  private async failure(response: HttpResponse, doing: string): Promise<UserError> {
-    const text = await response.text().catch(() => '');
-    let detail = '';
-    try {
-      const first = (JSON.parse(text) as RegistryErrorBody).errors?.[0];
-      if (first) detail = `${first.code ?? ''}${first.message ? `: ${first.message}` : ''}`;
-    } catch {
-      detail = text.slice(0, 200);
-    }
+  /** One error line for an answer that is not the one a step expects. */
+  async failure(response: HttpResponse, doing: string): Promise<UserError> {
+    const detail = errorDetail(await response.text());
     if (response.status === 403) {
-      return new AuthenticationError(`The registry ${this.host} denied ${doing} (HTTP 403 ${detail}): give the identity the AcrPush role, or check the registry's network rules.`);
+      return new AuthenticationError(`The registry ${this.host} denied ${doing} (HTTP 403${detail ? ` ${detail}` : ''}): give the identity the AcrPush role, or check the registry's network rules.`);
     }
     if (detail.startsWith('DIGEST_INVALID')) {
       return new ContentError(`The content does not match its digest while ${doing} (${detail}): the image on disk is corrupt; build or save it again.`);
+    }
+    if (/^BLOB_UPLOAD_(UNKNOWN|INVALID)/.test(detail)) {
+      return new UploadLostError(`The registry ${this.host} lost the upload while ${doing} (HTTP ${response.status} ${detail}).`, response.status);
     }
     return new HttpError(`The registry ${this.host} failed ${doing} (HTTP ${response.status}${detail ? ` ${detail}` : ''}).`, response.status);
   }
 }
 
-const MIN_CHUNK_SIZE = 4 * 1024 * 1024;
+/** The registry no longer knows an upload (expired, or broken by an earlier request): a new one can start. */
+class UploadLostError extends HttpError {}
 
-/** One PATCH worth of bytes; `body` is called again when the PATCH has to be re-sent. */
-interface UploadChunk {
-  length: number;
-  body(): Readable | Buffer;
-}
+/** One repository of the registry, under the token scopes it was opened with. */
+export class RegistryRepository {
+  constructor(
+    private readonly client: RegistryClient,
+    readonly name: string,
+    private readonly scopes: readonly string[],
+  ) {}
 
-function* rangeChunks(blob: BlobContent, chunkSize: number): Generator<UploadChunk> {
-  for (let offset = 0; offset < blob.size; offset += chunkSize) {
-    const end = Math.min(blob.size, offset + chunkSize);
-    yield { length: end - offset, body: () => blob.open(offset, end) };
+  /** HEAD the blob. ACR answers 307 (to its data endpoint) for blobs it has; that counts as present. */
+  async blobExists(digest: string): Promise<boolean> {
+    const doing = `checking blob ${digest} in ${this.name}`;
+    const response = await this.request({ method: 'HEAD', url: this.url(`blobs/${digest}`), followRedirects: false }, doing);
+    if (response.status === 200 || response.status === 307) return true;
+    // Only a 404 means "absent"; anything else is an answer we must not guess about.
+    if (response.status === 404) return false;
+    throw await this.client.failure(response, doing);
+  }
+
+  /**
+   * Uploads a blob whose digest is known, streaming byte ranges from disk, the last range on the
+   * closing PUT. The registry checks the bytes against the digest on commit (DIGEST_INVALID
+   * otherwise), so they are not hashed here.
+   */
+  async uploadBlob(blob: BlobContent, onProgress: (deltaBytes: number) => void): Promise<void> {
+    const body: UploadBody = {
+      finished: () => ({ digest: blob.digest, size: blob.size }),
+      piece: (offset, max) => {
+        const end = Math.min(blob.size, offset + max);
+        return Promise.resolve({ length: end - offset, last: end === blob.size, open: () => blob.open(offset, end) });
+      },
+      close: () => undefined,
+    };
+    await this.upload(blob.digest, () => body, onProgress);
+  }
+
+  /**
+   * Uploads bytes whose digest is only known once they have all been produced (a layer being
+   * compressed on the fly), hashing them on the way out. A restarted upload calls `open` anew.
+   */
+  uploadStream(open: () => Readable, onProgress: (deltaBytes: number) => void): Promise<{ digest: string; size: number }> {
+    return this.upload('a compressed layer', () => new StreamBody(open()), onProgress);
+  }
+
+  /** GETs a manifest by tag or digest; undefined when the registry has none under that name. */
+  async getManifest(reference: string): Promise<StoredManifest | undefined> {
+    const doing = `reading manifest ${reference} of ${this.name}`;
+    const response = await this.request(
+      { method: 'GET', url: this.url(`manifests/${reference}`), headers: { accept: MANIFEST_TYPES.join(', ') }, maxResponseBytes: MAX_MANIFEST_BYTES },
+      doing,
+    );
+    if (response.status === 404) return undefined;
+    if (response.status !== 200) throw await this.client.failure(response, doing);
+    const bytes = await response.bytes();
+    return { mediaType: (response.headers['content-type'] ?? '').split(';')[0].trim(), bytes, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
+  }
+
+  /** GETs a small blob (an image config) into memory, following ACR's redirect to its data endpoint. */
+  async readBlob(digest: string, maxBytes: number): Promise<Buffer> {
+    const doing = `reading blob ${digest} of ${this.name}`;
+    const response = await this.request({ method: 'GET', url: this.url(`blobs/${digest}`), maxResponseBytes: maxBytes }, doing);
+    if (response.status !== 200) throw await this.client.failure(response, doing);
+    return response.bytes();
+  }
+
+  /** PUTs a manifest under a tag or digest and checks the registry computed the digest we did. */
+  async putManifest(reference: string, manifest: StoredManifest): Promise<void> {
+    const doing = `storing manifest ${reference} in ${this.name}`;
+    const response = await this.request(
+      {
+        method: 'PUT',
+        url: this.url(`manifests/${reference}`),
+        headers: { 'content-type': manifest.mediaType, 'content-length': String(manifest.bytes.length) },
+        body: manifest.bytes,
+      },
+      doing,
+    );
+    if (response.status !== 201 && response.status !== 200) throw await this.client.failure(response, doing);
+    const stored = response.headers['docker-content-digest'];
+    if (stored && stored !== manifest.digest) {
+      throw new ContentError(`The registry stored manifest ${reference} of ${this.name} as ${stored}, not ${manifest.digest}: it rewrote the manifest.`);
+    }
+  }
+
+  /**
+   * Removes a tag, leaving the manifest (distribution-spec 1.1 "Deleting tags"). Needs the `delete`
+   * action, which a push identity may lack (ACR: AcrDelete), and registries may refuse it (400 or
+   * 405): the error says which.
+   */
+  async deleteTag(tag: string): Promise<void> {
+    const doing = `removing tag ${tag} of ${this.name}`;
+    const response = await this.client.request({ method: 'DELETE', url: this.url(`manifests/${tag}`) }, [`repository:${this.name}:delete`], doing);
+    if (response.status !== 202 && response.status !== 200) throw await this.client.failure(response, doing);
+  }
+
+  private url(path: string): URL {
+    return this.client.url(`/v2/${this.name}/${path}`);
+  }
+
+  private request(request: HttpRequest, doing: string): Promise<HttpResponse> {
+    return this.client.request(request, this.scopes, doing);
+  }
+
+  /**
+   * One blob upload, retried as one operation that resumes: after a failure the registry is asked
+   * how many bytes of the upload it holds (distribution-spec "Resuming an upload": GET the upload
+   * Location, `Range: 0-<last>`) and the upload goes on from there. The budget counts failures in a
+   * row, so an upload that keeps moving through a flaky connection gets through. Only when the
+   * registry has dropped the upload does the blob start again from its first byte.
+   */
+  private async upload(what: string, makeBody: () => UploadBody, onProgress: (deltaBytes: number) => void): Promise<{ digest: string; size: number }> {
+    let body = makeBody();
+    let upload: UploadSession | undefined;
+    // Bytes of this blob counted as sent; set back to what the registry holds after a failure.
+    let counted = 0;
+    const countTo = (bytes: number) => {
+      onProgress(bytes - counted);
+      counted = bytes;
+    };
+    const progress: UploadProgress = {
+      sent: (bytes) => countTo(counted + bytes),
+      rewind: () => countTo(upload?.offset ?? 0),
+      restart: () => {
+        body.close();
+        body = makeBody();
+        countTo(0);
+      },
+    };
+    try {
+      const isRetryable = (error: unknown) => isTransient(error) || error instanceof UploadLostError;
+      return await this.client.options.http.retrying(`the registry ${this.client.host} (uploading ${what} to ${this.name})`, async (attempt) => {
+        try {
+          if (upload && attempt.number > 1) {
+            const resumed = await this.resume(upload, body);
+            if (resumed === 'committed') {
+              const finished = body.finished()!;
+              countTo(finished.size);
+              return finished;
+            }
+            upload = resumed;
+          }
+          if (!upload) {
+            if (attempt.number > 1) progress.restart();
+            upload = await this.start();
+          }
+          countTo(upload.offset);
+          return await this.send(upload, body, attempt, progress);
+        } catch (error) {
+          progress.rewind();
+          throw error;
+        }
+      }, isRetryable);
+    } finally {
+      body.close();
+    }
+  }
+
+  private async start(): Promise<UploadSession> {
+    const doing = `starting an upload to ${this.name}`;
+    const response = await this.request({ method: 'POST', url: this.url('blobs/uploads/'), headers: { 'content-length': '0' }, retry: false }, doing);
+    if (response.status !== 202) throw await this.client.failure(response, doing);
+    return { location: this.location(response), offset: 0 };
+  }
+
+  /** Sends from the upload's offset to the end and commits; `upload` moves forward as the registry confirms each piece. */
+  private async send(upload: UploadSession, body: UploadBody, attempt: RetryAttempt, progress: UploadProgress): Promise<{ digest: string; size: number }> {
+    for (;;) {
+      let piece = await body.piece(upload.offset, this.client.chunkSize);
+      if (piece === 'gone') {
+        // The registry holds less than the bytes still at hand: only a new upload can go on.
+        this.client.options.logger.warn(`The registry ${this.client.host} holds fewer bytes of the upload to ${this.name} than can be sent again; starting it again from the first byte`);
+        progress.restart();
+        Object.assign(upload, await this.start());
+        piece = await body.piece(upload.offset, this.client.chunkSize);
+        if (piece === 'gone') throw new Error('a new upload body cannot start at offset 0');
+      }
+      const onBytes = progress.sent;
+      // Bytes count as they leave, so a long request shows progress.
+      const counted = () => {
+        const opened = piece.open();
+        if (Buffer.isBuffer(opened)) {
+          onBytes(opened.length);
+          return Readable.from([opened]);
+        }
+        return opened.pipe(tap((chunk) => onBytes(chunk.length)));
+      };
+      const digest = piece.last ? body.finished()?.digest : undefined;
+      const committing = digest !== undefined;
+      const url = new URL(upload.location);
+      if (committing) url.searchParams.set('digest', digest);
+      const headers: HttpHeaders = { 'content-length': String(piece.length) };
+      if (piece.length > 0) headers['content-type'] = 'application/octet-stream';
+      if (!committing) headers['content-range'] = `${upload.offset}-${upload.offset + piece.length - 1}`;
+      const doing = committing ? `committing ${digest} to ${this.name}` : `uploading to ${this.name}`;
+      const response = await this.request({ method: committing ? 'PUT' : 'PATCH', url, headers, body: piece.length > 0 ? counted : undefined, retry: false }, doing);
+      if (response.status === 413 && piece.length > MIN_CHUNK_SIZE && this.client.chunkSize > MIN_CHUNK_SIZE) {
+        const half = Math.min(this.client.chunkSize, piece.length) / 2;
+        this.client.chunkSize = Math.max(MIN_CHUNK_SIZE, Math.floor(half / MiB) * MiB);
+        this.client.options.logger.warn(
+          `${this.client.host} refused a request body as too large (HTTP 413); sending ${this.client.chunkSize / MiB} MiB at a time from now on`,
+        );
+        progress.rewind();
+        continue;
+      }
+      if (committing) {
+        if (response.status !== 201) throw await this.client.failure(response, doing);
+        return { digest, size: upload.offset + piece.length };
+      }
+      if (response.status !== 202) throw await this.client.failure(response, doing);
+      upload.offset += piece.length;
+      upload.location = this.location(response);
+      attempt.progressed();
+    }
+  }
+
+  /**
+   * Asks the registry where an interrupted upload stands. Undefined when it dropped the upload (it
+   * answers BLOB_UPLOAD_UNKNOWN or BLOB_UPLOAD_INVALID, as distribution does after a request that
+   * broke off with part of its body written); 'committed' when the blob is there after all.
+   */
+  private async resume(upload: UploadSession, body: UploadBody): Promise<UploadSession | 'committed' | undefined> {
+    const doing = `asking where the upload to ${this.name} stands`;
+    const response = await this.request({ method: 'GET', url: upload.location, retry: false }, doing);
+    const range = /(\d+)-(\d+)/.exec(response.headers.range ?? '');
+    if (response.status === 204 || response.status === 202 || response.status === 200) {
+      if (range) {
+        const last = Number(range[2]);
+        // `0-0` is what distribution says for an empty upload as well as for one byte.
+        const offset = last === 0 && upload.offset === 0 ? 0 : last + 1;
+        const location = response.headers.location ? this.location(response) : upload.location;
+        if (offset !== upload.offset) this.client.options.logger.debug(`The registry holds ${offset} bytes of the upload to ${this.name}; going on from there`);
+        return { location, offset };
+      }
+    } else if (response.status >= 500 || response.status === 401 || response.status === 403) {
+      throw await this.client.failure(response, doing);
+    }
+    const digest = body.finished()?.digest;
+    if (digest && (await this.blobExists(digest))) return 'committed';
+    const detail = errorDetail(await response.text());
+    this.client.options.logger.warn(
+      `The registry ${this.client.host} dropped the interrupted upload to ${this.name} (HTTP ${response.status}${detail ? ` ${detail}` : ''}); starting it again from the first byte`,
+    );
+    return undefined;
+  }
+
+  private location(response: HttpResponse): URL {
+    const location = response.headers.location;
+    if (!location) throw new HttpError(`The registry ${this.client.host} answered an upload request without a Location header (HTTP ${response.status}).`, response.status);
+    // Location may be relative; its query string (upload state on some registries) is kept.
+    return this.client.url(location);
   }
 }
 
+/** Where an upload stands: the URL for its next request, and how many bytes the registry holds. */
+interface UploadSession {
+  location: URL;
+  offset: number;
+}
+
+/** One request's worth of an upload's bytes. */
+interface Piece {
+  length: number;
+  /** The last bytes of the blob: they ride on the committing PUT. */
+  last: boolean;
+  open(): Readable | Buffer;
+}
+
+/** How an upload reports bytes: counted as they leave, set back to what the registry holds after a failure. */
+interface UploadProgress {
+  sent: (bytes: number) => void;
+  rewind: () => void;
+  /** Starts the body over (a new upload): a stream is opened anew. */
+  restart: () => void;
+}
+
+/** What an upload sends, from whatever offset the registry says it holds. */
+interface UploadBody {
+  /** Digest and size, once known (for a stream, once every byte has been produced). */
+  finished(): { digest: string; size: number } | undefined;
+  /**
+   * Up to `max` bytes from `offset`: a piece of length 0 and `last` at the end. 'gone' when those
+   * bytes can no longer be produced, so the upload has to start over.
+   */
+  piece(offset: number, max: number): Promise<Piece | 'gone'>;
+  close(): void;
+}
+
 /**
- * Cuts a stream into chunks of about `chunkSize` bytes, showing each piece to `observe` once, in
- * order. The next chunk is read while the caller sends the current one, so the producer (a gzip
- * stream) keeps working during each PATCH; at most two chunks per upload are held in memory.
+ * A stream cut into chunks of about STREAM_CHUNK_SIZE, hashed as they are produced. The chunk
+ * being sent stays in memory until the registry confirms it, so an interrupted PATCH is sent again
+ * from where the registry stands; the next chunk is produced while the current one is sent, so the
+ * producer (a gzip stream) keeps working during each PATCH.
  */
-async function* bufferedChunks(source: Readable, chunkSize: number, observe: (piece: Buffer) => void): AsyncGenerator<UploadChunk> {
-  const pieces = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const collect = async (): Promise<UploadChunk | undefined> => {
-    const chunk: Buffer[] = [];
-    let length = 0;
-    while (length < chunkSize) {
-      const next = await pieces.next();
-      if (next.done) break;
-      chunk.push(next.value);
-      length += next.value.length;
+class StreamBody implements UploadBody {
+  private readonly hash = createHash('sha256');
+  private readonly pieces: AsyncIterator<Buffer>;
+  private current: { start: number; bytes: Buffer } = { start: 0, bytes: Buffer.alloc(0) };
+  private upcoming: Promise<Buffer | undefined>;
+  private done = false;
+  private result?: { digest: string; size: number };
+
+  constructor(private readonly source: Readable) {
+    this.pieces = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    this.upcoming = this.collect();
+  }
+
+  finished(): { digest: string; size: number } | undefined {
+    return this.result;
+  }
+
+  close(): void {
+    this.source.destroy();
+  }
+
+  async piece(offset: number, _max: number): Promise<Piece | 'gone'> {
+    const end = this.current.start + this.current.bytes.length;
+    if (offset === end && !this.done) {
+      const next = await this.upcoming;
+      if (next) {
+        this.current = { start: end, bytes: next };
+        this.upcoming = this.collect();
+      } else {
+        this.done = true;
+        this.result = { digest: `sha256:${this.hash.digest('hex')}`, size: end };
+      }
     }
-    chunk.forEach(observe);
-    return length > 0 ? { length, body: () => Readable.from(chunk, { objectMode: false }) } : undefined;
-  };
-  try {
-    let upcoming = collect();
-    // Until the caller awaits it, a failed read must not count as an unhandled rejection.
-    upcoming.catch(() => undefined);
-    for (let chunk = await upcoming; chunk; chunk = await upcoming) {
-      upcoming = collect();
-      upcoming.catch(() => undefined);
-      yield chunk;
-    }
-  } finally {
-    source.destroy();
+    const start = this.current.start;
+    const stop = this.current.start + this.current.bytes.length;
+    if (offset < start || offset > stop) return 'gone';
+    if (offset === stop) return { length: 0, last: true, open: () => Buffer.alloc(0) };
+    const bytes = this.current.bytes.subarray(offset - start);
+    return { length: bytes.length, last: false, open: () => bytes };
+  }
+
+  private collect(): Promise<Buffer | undefined> {
+    const next = (async () => {
+      const chunk: Buffer[] = [];
+      let length = 0;
+      while (length < STREAM_CHUNK_SIZE) {
+        const item = await this.pieces.next();
+        if (item.done) break;
+        chunk.push(item.value);
+        length += item.value.length;
+      }
+      if (length === 0) {
+        this.source.destroy();
+        return undefined;
+      }
+      const bytes = Buffer.concat(chunk, length);
+      this.hash.update(bytes);
+      return bytes;
+    })();
+    // Until the uploader awaits it, a failed read must not count as an unhandled rejection.
+    next.catch(() => undefined);
+    return next;
   }
 }

@@ -16,9 +16,9 @@ export const taskLogger: Logger = {
 /** Every secret goes through here so the agent masks it in every log line that follows. */
 export const taskSecrets: SecretRegistry = { register: (secret) => tl.setSecret(secret) };
 
-/** TLS trust and proxy from the agent's own settings (Agent.CAInfo, Agent.ProxyUrl …). */
+/** TLS trust and proxy from the agent's own settings (Agent.CAInfo, Agent.ProxyUrl …); retries and stalls are warnings in the log. */
 export function agentTransportOptions(): TransportOptions {
-  const options: TransportOptions = { userAgent: `private-aks-acr-pipelines (${tl.getVariable('AGENT_VERSION') ?? 'agent'})` };
+  const options: TransportOptions = { userAgent: `private-aks-acr-pipelines (${tl.getVariable('AGENT_VERSION') ?? 'agent'})`, logger: taskLogger };
   const certificates = tl.getHttpCertConfiguration();
   if (certificates?.caFile) options.caCertificates = [readFileSync(certificates.caFile, 'utf8')];
   const proxy = tl.getHttpProxyConfiguration();

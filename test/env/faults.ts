@@ -1,7 +1,10 @@
-// A TLS reverse proxy in front of the registry that can break one chosen request: reset the
-// connection part-way through an upload, answer 429/5xx, or answer 401 as if the token expired.
-// Bodies stream through in both directions (nothing is buffered), and the Host header is passed on
-// unchanged so the registry's upload Locations point back at the proxy.
+// A TLS reverse proxy in front of the registry (or any https server) that can break chosen requests:
+// reset the connection part-way through an upload, answer 429/5xx, answer 401 as if the token
+// expired, or take the request and never answer. It can also drop a connection every N bytes of
+// uploads, as a front end that buffers request bodies does (nginx's `proxy_request_buffering`,
+// Azure Application Gateway): the broken request never reaches the registry. Otherwise bodies stream
+// through in both directions (nothing is buffered), and the Host header is passed on unchanged so
+// the registry's upload Locations point back at the proxy.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { randomUUID } from 'node:crypto';
@@ -15,6 +18,8 @@ export interface FaultMatch {
   pathPattern?: RegExp;
   /** Fire on the nth request (1-based) that matches method and path; default 1. */
   nth?: number;
+  /** How many matching requests it acts on from the nth on; default 1, `Infinity` for all. */
+  times?: number;
 }
 
 export type FaultAction =
@@ -23,13 +28,25 @@ export type FaultAction =
   /** Answer instead of the registry, e.g. `{ status: 429, headers: { 'Retry-After': '1' } }`. */
   | { kind: 'respond'; status: number; headers?: Record<string, string>; body?: string }
   /** Answer the registry's own 401 challenge for this request, as when a token expired mid-push. */
-  | { kind: 'expiredToken' };
+  | { kind: 'expiredToken' }
+  /** Take the request (its body included) and never answer, as an endpoint that hangs. */
+  | { kind: 'stall' };
 
 export type Fault = FaultMatch & FaultAction;
 
 export interface InjectedFault {
   /** True once the fault acted on a request. */
   readonly fired: boolean;
+  /** Requests it acted on so far. */
+  readonly count: number;
+  /** Stops it acting on further requests. */
+  disarm(): void;
+}
+
+export interface PeriodicReset {
+  /** Connections dropped so far. */
+  readonly resets: number;
+  stop(): void;
 }
 
 export interface ProxiedRequest {
@@ -63,9 +80,17 @@ export interface FaultProxy {
   /** `127.0.0.1:<port>`: use it as the registry host to go through the proxy. */
   host: string;
   url: string;
-  /** Arms a fault; it acts once, on its nth matching request after this call. */
+  /** Arms a fault; it acts on its nth matching request after this call (and `times` in all). */
   inject(fault: Fault): InjectedFault;
+  /**
+   * From now on, buffers each request body before forwarding it and drops the client's connection
+   * each time another `bytes` of request bodies went through, counted across connections. The
+   * request that was cut never reaches the registry.
+   */
+  resetEvery(bytes: number): PeriodicReset;
   requests: ProxiedRequest[];
+  /** TLS connections clients opened to the proxy. */
+  readonly connections: number;
   stop(): Promise<void>;
 }
 
@@ -90,7 +115,8 @@ function outgoingHeaders(rawHeaders: string[]): http.OutgoingHttpHeaders {
 interface ArmedFault {
   fault: Fault;
   matches: number;
-  fired: boolean;
+  count: number;
+  disarmed: boolean;
 }
 
 export async function startFaultProxy(options: StartFaultProxyOptions): Promise<FaultProxy> {
@@ -101,20 +127,53 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
   const armed: ArmedFault[] = [];
   const requests: ProxiedRequest[] = [];
 
-  /** The first armed fault for which this request is the nth match; it is disarmed as it fires. */
+  let connections = 0;
+  let periodic: { every: number; next: number; seen: number; resets: number } | undefined;
+
+  /** The first armed fault for which this request is a match it acts on; it is disarmed after `times`. */
   function faultFor(req: http.IncomingMessage): Fault | undefined {
     for (const entry of armed) {
-      if (entry.fired) continue;
-      const { method, pathPattern, nth = 1 } = entry.fault;
+      const { method, pathPattern, nth = 1, times = 1 } = entry.fault;
+      if (entry.disarmed || entry.count >= times) continue;
       if (method !== undefined && method.toUpperCase() !== req.method) continue;
       if (pathPattern !== undefined && !pathPattern.test(req.url ?? '')) continue;
       entry.matches += 1;
-      if (entry.matches === nth) {
-        entry.fired = true;
+      if (entry.matches >= nth) {
+        entry.count += 1;
         return entry.fault;
       }
     }
     return undefined;
+  }
+
+  /** Store and forward: the body is read whole first; a connection dropped on the way forwards nothing. */
+  function forwardBuffered(req: http.IncomingMessage, res: http.ServerResponse, record: ProxiedRequest, cut: NonNullable<typeof periodic>): void {
+    const chunks: Buffer[] = [];
+    let dropped = false;
+    req.on('data', (chunk: Buffer) => {
+      if (dropped) return;
+      cut.seen += chunk.length;
+      if (cut.seen >= cut.next) {
+        dropped = true;
+        cut.next += cut.every;
+        cut.resets += 1;
+        record.status = 0;
+        record.fault = 'reset';
+        req.socket.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (dropped) return;
+      const body = Buffer.concat(chunks);
+      const headers = outgoingHeaders(req.rawHeaders);
+      for (const name of Object.keys(headers)) if (/^content-length$/i.test(name)) delete headers[name];
+      headers['Content-Length'] = String(body.length);
+      const upstream = upstreamRequest(req, headers, (upstreamRes) => relayResponse(upstreamRes, res, record));
+      upstream.on('error', (error) => badGateway(res, record, error));
+      upstream.end(body);
+    });
   }
 
   function upstreamRequest(req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, onResponse: (res: http.IncomingMessage) => void): http.ClientRequest {
@@ -203,7 +262,7 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
     if (fault) record.fault = fault.kind;
     switch (fault?.kind) {
       case undefined:
-        return forward(req, res, record);
+        return periodic ? forwardBuffered(req, res, record, periodic) : forward(req, res, record);
       case 'reset':
         return forward(req, res, record, fault.afterRequestBodyBytes ?? 0);
       case 'respond': {
@@ -216,7 +275,13 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
       }
       case 'expiredToken':
         return answerWithChallenge(req, res, record);
+      case 'stall':
+        req.resume();
+        return;
     }
+  });
+  server.on('secureConnection', () => {
+    connections += 1;
   });
   const running = await listen(server, 'https');
 
@@ -224,15 +289,36 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
     host: `127.0.0.1:${running.port}`,
     url: running.url,
     inject(fault) {
-      const entry: ArmedFault = { fault, matches: 0, fired: false };
+      const entry: ArmedFault = { fault, matches: 0, count: 0, disarmed: false };
       armed.push(entry);
       return {
         get fired() {
-          return entry.fired;
+          return entry.count > 0;
+        },
+        get count() {
+          return entry.count;
+        },
+        disarm: () => {
+          entry.disarmed = true;
+        },
+      };
+    },
+    resetEvery(bytes) {
+      const state = { every: bytes, next: bytes, seen: 0, resets: 0 };
+      periodic = state;
+      return {
+        get resets() {
+          return state.resets;
+        },
+        stop: () => {
+          if (periodic === state) periodic = undefined;
         },
       };
     },
     requests,
+    get connections() {
+      return connections;
+    },
     stop: async () => {
       await closeServer(server);
       upstreamAgent.destroy();

@@ -13,6 +13,7 @@ import { GUARD_MODES, runPrivateLinkGuard, type GuardMode, type PrivateLinkGuard
 import { silentLogger } from '../../src/log.js';
 import type { TestCa } from '../env/ca.js';
 import type { EntraStandIn } from '../env/entra.js';
+import { startFaultProxy, type FaultProxy } from '../env/faults.js';
 import {
   startArmEnvironment, type ArmEnvironment, type ArmRole, type ArmStandIn, type ClusterProperties, type ConnectionStatus, type RegistryProperties,
   type StorageAccountProperties,
@@ -568,5 +569,44 @@ describe('errors', () => {
     assert.deepEqual(entra.tokenRequests.slice(before).map((request) => request.scope), [`${arm.audience}/.default`]);
     const wrongAudience = guard({ resourceGroup, registryName, mode: 'audit', arm: { url: arm.url, subscriptionId: arm.subscriptionId, audience: 'https://vault.azure.net/' } });
     await assert.rejects(wrongAudience, /refused the connection's token \(InvalidAuthenticationTokenAudience/);
+  });
+});
+
+describe('ARM requests are retried by one layer, the transport', () => {
+  let proxy: FaultProxy;
+  before(async () => {
+    proxy = await startFaultProxy({ ca, target: arm.url.replace(/\/$/, '') });
+  });
+  after(async () => {
+    await proxy?.stop();
+  });
+
+  /** The guard with ARM behind the fault proxy, and short backoffs. */
+  const viaProxy = (options: Pick<PrivateLinkGuardOptions, 'resourceGroup' | 'registryName' | 'mode'>) =>
+    guard({ ...options, arm: { url: `${proxy.url}/`, subscriptionId: arm.subscriptionId, audience: arm.audience }, transport: { caCertificates: [ca.caCertPem], retry: { baseDelayMs: 20 } } });
+  const registryReads = (registryName: string) => proxy.requests.filter((request) => request.method === 'GET' && request.path.includes(`/registries/${registryName}?`));
+
+  test('a reset connection and a 503 are tried again', async () => {
+    const { resourceGroup, registryName } = setUp();
+    const path = new RegExp(`/registries/${registryName}\\?`);
+    const faults = [proxy.inject({ method: 'GET', pathPattern: path, kind: 'reset' }), proxy.inject({ method: 'GET', pathPattern: path, kind: 'respond', status: 503 })];
+    const result = await viaProxy({ resourceGroup, registryName, mode: 'audit' });
+    assert.ok(faults.every((fault) => fault.fired));
+    assert.equal(check(result, 'acr-admin-user').status, 'pass');
+    assert.equal(registryReads(registryName).length, 3);
+  });
+
+  test('an endpoint that keeps failing is given up after the transport budget, with no SDK retries on top', async () => {
+    const { resourceGroup, registryName } = setUp();
+    const failing = proxy.inject({ method: 'GET', pathPattern: new RegExp(`/registries/${registryName}\\?`), kind: 'respond', status: 503, times: Infinity });
+    try {
+      await assert.rejects(viaProxy({ resourceGroup, registryName, mode: 'audit' }), (error: Error) => {
+        assert.match(error.message, new RegExp(`^Gave up on Azure Resource Manager 127\\.0\\.0\\.1:\\d+ \\(GET /subscriptions/.*/registries/${registryName}\\) after 5 attempts in [\\d.]+ s: .*HTTP 503`));
+        return true;
+      });
+      assert.equal(registryReads(registryName).length, 5);
+    } finally {
+      failing.disarm();
+    }
   });
 });

@@ -10,7 +10,7 @@ import type { InjectedFault } from '../env/faults.js';
 import { startForwardProxy } from '../env/proxy.js';
 import { startAcrEnvironment, registryTrustArgs, type AcrEnvironment, type RegistryClientTrust } from '../env/environment.js';
 import { runTool } from '../env/processes.js';
-import { makeLayers, sha256, writeDockerSave, writeOciLayout, archiveFolder } from '../fixtures/images.js';
+import { makeLayers, sha256, writeDockerSave, writeLargeLayout, writeOciLayout, archiveFolder } from '../fixtures/images.js';
 import {
   agentManagedIdentity,
   agentWorkloadIdentity,
@@ -191,32 +191,45 @@ describe('image inputs', () => {
     }
   });
 
-  for (const format of ['legacy', 'oci'] as const) {
+  const saves = [
+    { name: 'before Docker 25', format: 'legacy', compressedLayers: false, seed: 21 },
+    { name: 'Docker 25+', format: 'oci', compressedLayers: false, seed: 22 },
+    { name: 'Docker 25+ with the containerd image store, layers gzipped', format: 'oci', compressedLayers: true, seed: 23 },
+  ] as const;
+  for (const save of saves) {
     for (const gzip of [false, true]) {
-      test(`a docker save tarball (${format === 'legacy' ? 'before Docker 25' : 'Docker 25+'}${gzip ? ', gzipped' : ''}) is compressed and pushed`, async () => {
-        const layers = makeLayers(3, 200 * 1024, format === 'legacy' ? 21 : 22);
-        layers.push(layers[0]); // a repeated layer: docker save links it
-        const path = join(work, `save-${format}-${gzip}.tar${gzip ? '.gz' : ''}`);
-        const saved = await writeDockerSave(path, { layers, format, workDir: await mkdtemp(join(work, 'save-')), gzip });
-        const run = await push({ imagePath: path, repository: 'team/saved', tags: `${format}-${gzip}` });
+      test(`a docker save tarball (${save.name}${gzip ? ', gzipped' : ''}) is pushed, a repeated layer once`, async () => {
+        const layers = makeLayers(3, 200 * 1024, save.seed + (gzip ? 10 : 0));
+        layers.push(layers[0]); // a repeated layer: docker save links it, or stores it once
+        const tag = `${save.seed}-${gzip}`;
+        const path = join(work, `save-${tag}.tar${gzip ? '.gz' : ''}`);
+        const saved = await writeDockerSave(path, { layers, format: save.format, compressedLayers: save.compressedLayers, workDir: await mkdtemp(join(work, 'save-')), gzip });
+        const before = env.proxy!.requests.length;
+        const run = await push({ imagePath: path, repository: 'team/saved', tags: tag });
         assertSucceeded(run);
-        const config = JSON.parse(await skopeo(['inspect', '--config', '--raw', ...registryTrustArgs.skopeo(reader), `docker://${env.registry.host}/team/saved:${format}-${gzip}`])) as {
+        // The config and three distinct layers: the repeated one is compressed and uploaded once.
+        const uploads = env.proxy!.requests.slice(before).filter((request) => request.method === 'POST' && /\/blobs\/uploads\/$/.test(request.path));
+        assert.equal(uploads.length, 4);
+        const config = JSON.parse(await skopeo(['inspect', '--config', '--raw', ...registryTrustArgs.skopeo(reader), `docker://${env.registry.host}/team/saved:${tag}`])) as {
           rootfs: { diff_ids: string[] };
         };
         assert.deepEqual(config.rootfs.diff_ids, saved.diffIds);
-        const manifest = JSON.parse(await skopeo(['inspect', '--raw', ...registryTrustArgs.skopeo(reader), `docker://${env.registry.host}/team/saved:${format}-${gzip}`])) as {
+        const manifest = JSON.parse(await skopeo(['inspect', '--raw', ...registryTrustArgs.skopeo(reader), `docker://${env.registry.host}/team/saved:${tag}`])) as {
           mediaType: string;
           config: { digest: string };
-          layers: { mediaType: string }[];
+          layers: { mediaType: string; digest: string }[];
         };
         assert.equal(manifest.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
         assert.equal(manifest.config.digest, saved.configDigest);
         assert.ok(manifest.layers.every((layer) => layer.mediaType === 'application/vnd.docker.image.rootfs.diff.tar.gzip'));
-        await pullAll('team/saved', `${format}-${gzip}`);
+        assert.equal(manifest.layers[3].digest, manifest.layers[0].digest);
+        // Layers saved gzipped go up byte for byte.
+        if (save.compressedLayers) assert.deepEqual(manifest.layers.map((layer) => layer.digest), saved.layerDigests);
+        await pullAll('team/saved', tag);
         // Compression is deterministic: the same tarball again finds every layer in place.
-        const before = env.proxy!.requests.length;
-        assertSucceeded(await push({ imagePath: path, repository: 'team/saved', tags: `${format}-${gzip}` }));
-        assert.equal(env.proxy!.requests.slice(before).filter((request) => request.method === 'PATCH').length, 0);
+        const again = env.proxy!.requests.length;
+        assertSucceeded(await push({ imagePath: path, repository: 'team/saved', tags: tag }));
+        assert.equal(env.proxy!.requests.slice(again).filter((request) => request.method === 'PATCH' || request.method === 'POST').length, 0);
       });
     }
   }
@@ -307,6 +320,16 @@ describe('failures name their cause and move no tag', () => {
     await failingPush(/^Input 'imagePath': .* is not an OCI image layout/, { imagePath: folder });
   });
 
+  test('a malformed docker save manifest.json: one line naming imagePath, the file and the field', async () => {
+    const dir = await mkdtemp(join(work, 'malformed-save-'));
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ rootfs: { type: 'layers', diff_ids: [] } }));
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify([{ Config: 'config.json', RepoTags: null, Layers: 'layer.tar' }]));
+    const archive = join(work, 'malformed-save.tar');
+    await archiveFolder(dir, archive);
+    const run = await failingPush(/^imagePath .*malformed-save\.tar: manifest\.json \[0\]\.Layers must be a list, not string "layer\.tar"; the image is corrupt/, { imagePath: archive });
+    assert.equal(run.errors.length, 1, run.errors.join(' | '));
+  });
+
   test('a corrupt (truncated) tar', async () => {
     const archive = join(work, 'truncated.tar');
     await archiveFolder(image.path, archive);
@@ -345,20 +368,100 @@ describe('failures name their cause and move no tag', () => {
   });
 
   test('an identity that may pull but not push', async () => {
-    await failingPush(/refused POST on team\/failures \(insufficient_scope\).*AcrPush/, {}, { connections: { arm: secretConnection(env, 'pull') } });
+    await failingPush(/refused starting an upload to team\/failures \(insufficient_scope\).*AcrPush/, {}, { connections: { arm: secretConnection(env, 'pull') } });
   });
 
   test('retries exhausted', async () => {
     const fresh = await freshLayout(1);
     const faults = Array.from({ length: 5 }, () => env.proxy!.inject({ method: 'POST', pathPattern: /\/blobs\/uploads\/$/, kind: 'respond', status: 503 }));
-    await failingPush(/Gave up on .* after 5 attempts: .*HTTP 503/, { imagePath: fresh.path, concurrency: '1' });
+    await failingPush(/Gave up on the registry .* after 5 attempts in [\d.]+ s: .*HTTP 503/, { imagePath: fresh.path, concurrency: '1' });
     assert.ok(faults.every((fault) => fault.fired));
+  });
+});
+
+describe('tags move all or none', () => {
+  const denied = (tag: string) =>
+    env.proxy!.inject({
+      method: 'PUT',
+      pathPattern: new RegExp(`/manifests/${tag}$`),
+      kind: 'respond',
+      status: 403,
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ errors: [{ code: 'DENIED', message: `tag ${tag} is locked` }] }),
+    });
+
+  test('a refused second tag leaves the first where it was', async () => {
+    const first = await freshLayout(1);
+    assertSucceeded(await push({ imagePath: first.path, repository: 'team/tags', tags: 'stable\nlatest' }));
+    const second = await freshLayout(1);
+    const refused = denied('latest');
+    const run = await push({ imagePath: second.path, repository: 'team/tags', tags: 'stable\nlatest' });
+    assertFailedWith(run, new RegExp(`denied storing manifest latest .*DENIED: tag latest is locked.*Tags already moved: stable put back on ${first.digest}`));
+    assert.ok(refused.fired);
+    assert.ok(run.warnings.some((warning) => warning.includes(`Put tag stable back on ${first.digest}`)), run.warnings.join(' | '));
+    assert.equal(await servedDigest('team/tags', 'stable'), first.digest);
+    assert.equal(await servedDigest('team/tags', 'latest'), first.digest);
+  });
+
+  test('tags that exist move before new ones, so a refused one leaves no new tag behind', async () => {
+    const first = await freshLayout(1);
+    assertSucceeded(await push({ imagePath: first.path, repository: 'team/tags-order', tags: 'locked' }));
+    const refused = denied('locked');
+    const run = await push({ imagePath: (await freshLayout(1)).path, repository: 'team/tags-order', tags: 'brand-new\nlocked' });
+    assertFailedWith(run, /denied storing manifest locked/);
+    assert.ok(refused.fired);
+    assert.equal(await tagExists('team/tags-order', 'brand-new'), false);
+    assert.equal(await servedDigest('team/tags-order', 'locked'), first.digest);
+  });
+
+  test('a new tag the registry cannot remove again is named in the error, with what to do', async () => {
+    const image = await freshLayout(1);
+    denied('second-new');
+    const run = await push({ imagePath: image.path, repository: 'team/tags-new', tags: 'first-new\nsecond-new' });
+    // Distribution refuses to delete tags (and a push identity may not delete): the error says what is left.
+    assertFailedWith(run, new RegExp(`Tags already moved: first-new did not exist before and could not be removed, so it points at ${image.digest}: remove it by hand`));
+    assert.ok(run.warnings.some((warning) => /^Tag first-new did not exist before/.test(warning)));
+  });
+});
+
+describe('tokens and budgets', () => {
+  test('tokens are minted once per scope, however many requests start together', async () => {
+    const path = join(work, 'many-blobs');
+    await writeOciLayout(path, { layers: makeLayers(10, 16 * 1024, 91) });
+    const tokenRequestsBefore = env.tokenServer.requests.length;
+    const entraBefore = env.entra.tokenRequests.length;
+    assertSucceeded(await push({ imagePath: path, repository: 'team/tokens', concurrency: '8', tags: 'a\nb' }));
+    const tokenRequests = env.tokenServer.requests.slice(tokenRequestsBefore);
+    assert.deepEqual(tokenRequests.map((request) => `${request.path} ${request.scopes.join(' ')}`).sort(), ['/oauth2/exchange ', '/oauth2/token repository:team/tokens:pull,push']);
+    assert.equal(env.entra.tokenRequests.length - entraBefore, 1);
+  });
+
+  test('a connection reset every 60 MB still completes a 300 MiB push: each blob goes on where the registry stands', async () => {
+    const path = join(work, 'large');
+    const image = await writeLargeLayout(path, 300 * 1024 * 1024);
+    const resets = env.proxy!.resetEvery(60_000_000);
+    let run: TaskRun;
+    try {
+      run = await push({ imagePath: path, repository: 'team/large' });
+    } finally {
+      resets.stop();
+      await rm(path, { recursive: true, force: true });
+    }
+    assertSucceeded(run);
+    assert.ok(resets.resets >= 5, `${resets.resets} resets`);
+    assert.equal(run.outputs.digest, image.digest);
+    assert.equal(await servedDigest('team/large', '1.0.0'), image.digest);
+    // skopeo checks the 300 MiB blob the registry serves against its digest.
+    const pulled = await mkdtemp(join(work, 'pulled-large-'));
+    await skopeo(['copy', ...registryTrustArgs.skopeoSource(reader), `docker://${env.registry.host}/team/large:1.0.0`, `dir:${pulled}`]);
+    await rm(pulled, { recursive: true, force: true });
+    assert.ok(run.warnings.filter((warning) => /retrying in/.test(warning)).length >= resets.resets);
   });
 });
 
 describe('a flaky path still delivers identical content', () => {
   /** Pushes through the armed faults and checks each fired, the content arrived whole, and the expired token was re-minted. */
-  async function pushThroughFaults(imagePath: string, repository: string, faults: InjectedFault[], expectedDigest?: string): Promise<void> {
+  async function pushThroughFaults(imagePath: string, repository: string, faults: InjectedFault[], expectedDigest?: string): Promise<TaskRun> {
     const tokenRequestsBefore = env.tokenServer.requests.filter((request) => request.path === '/oauth2/token').length;
     const run = await push({ imagePath, repository });
     assertSucceeded(run);
@@ -372,6 +475,7 @@ describe('a flaky path still delivers identical content', () => {
     const tokenRequests = env.tokenServer.requests.filter((request) => request.path === '/oauth2/token').length - tokenRequestsBefore;
     assert.ok(tokenRequests >= 2, 'the expired token was minted again');
     assert.ok(run.warnings.some((warning) => /retrying in/.test(warning)));
+    return run;
   }
 
   test('layout blobs: reset mid-upload, 500 on a manifest, 429 with Retry-After, token expiring mid-push', async () => {
@@ -389,12 +493,18 @@ describe('a flaky path still delivers identical content', () => {
   });
 
   test('a registry that refuses a large request body (413) gets smaller chunks', async () => {
-    const image = await freshLayout(1);
-    const refused = env.proxy!.inject({ method: 'PUT', pathPattern: /\/blobs\/uploads\/[^?]+\?/, kind: 'respond', status: 413 });
-    const run = await push({ imagePath: image.path, repository: 'team/small-bodies' });
+    // One layer of about 24 MiB: a single PUT until the registry refuses it, then two halves.
+    const path = join(work, 'large-bodies');
+    const image = await writeOciLayout(path, { layers: [randomBytes(24 * 1024 * 1024)], gzipLevel: 0 });
+    const layer = image.blobDigests[0].slice('sha256:'.length);
+    const refused = env.proxy!.inject({ method: 'PUT', pathPattern: new RegExp(`/blobs/uploads/.*digest=sha256%3A${layer}`), kind: 'respond', status: 413 });
+    const before = env.proxy!.requests.length;
+    const run = await push({ imagePath: path, repository: 'team/small-bodies' });
     assertSucceeded(run);
     assert.ok(refused.fired);
-    assert.ok(run.warnings.some((warning) => /HTTP 413\); sending 16 MiB at a time/.test(warning)), run.warnings.join(' | '));
+    assert.ok(run.warnings.some((warning) => /HTTP 413\); sending 12 MiB at a time/.test(warning)), run.warnings.join(' | '));
+    const patches = env.proxy!.requests.slice(before).filter((request) => request.method === 'PATCH');
+    assert.ok(patches.length >= 1 && patches.every((request) => request.bytesIn <= 12 * 1024 * 1024 + 1024));
     assert.equal(await servedDigest('team/small-bodies', '1.0.0'), image.digest);
   });
 
@@ -405,6 +515,9 @@ describe('a flaky path still delivers identical content', () => {
       env.proxy!.inject({ method: 'PATCH', kind: 'reset', afterRequestBodyBytes: 256 * 1024 }),
       env.proxy!.inject({ method: 'PATCH', nth: 2, kind: 'expiredToken' }),
     ];
-    await pushThroughFaults(path, 'team/flaky-save', faults);
+    const run = await pushThroughFaults(path, 'team/flaky-save', faults);
+    // Distribution keeps the part of a body that arrived and then refuses the upload's old state:
+    // the task asks, learns the upload is gone, and starts that layer again.
+    assert.ok(run.warnings.some((warning) => /dropped the interrupted upload to team\/flaky-save \(HTTP 404 BLOB_UPLOAD_INVALID/.test(warning)), run.warnings.join(' | '));
   });
 });

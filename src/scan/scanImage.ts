@@ -2,18 +2,17 @@
 // Trivy, using vulnerability databases mirrored into the private registry, and decide the gate.
 // Everything the run needs to keep private (registry logins, the databases, unpacked archives)
 // lives in one owner-only folder that is removed afterwards, also on cancel.
-import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { AcrTokenExchange, type RegistryIdentity } from '../acr/exchange.js';
+import { AcrTokenExchange } from '../acr/exchange.js';
 import type { RegistryAuth } from '../acr/session.js';
 import { createCredential } from '../azure/entra.js';
 import { InputError } from '../errors.js';
 import { HttpTransport, type TransportOptions } from '../http/transport.js';
 import type { Logger, SecretRegistry } from '../log.js';
-import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../oci/mediaTypes.js';
 import { formatImageReference, type ImageReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
+import { RealmTokenProvider, type RegistryTokenProvider } from '../oci/tokens.js';
 import { checkDatabaseArtifact, importHint, TRIVY_DB_LAYER, TRIVY_DB_SOURCE, TRIVY_JAVA_DB_SOURCE } from './database.js';
 import { countBySeverity, parseTrivyReport, renameArtifact, scannedTargets, sortFindings, type Finding, type ScannedTarget, type Severity, type SeverityCounts } from './findings.js';
 import { blockingFindings, formatAge, readDatabaseMetadata } from './gate.js';
@@ -85,10 +84,8 @@ export interface ScanImageResult {
   failure?: string;
 }
 
-const MANIFEST_ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
-
 export async function scanImage(options: ScanImageOptions): Promise<ScanImageResult> {
-  const http = new HttpTransport(options.transport);
+  const http = new HttpTransport({ logger: options.logger, ...options.transport });
   // mkdtemp makes the folder owner-only.
   const folder = await mkdtemp(join(options.tempDir, 'scan-image-'));
   try {
@@ -121,7 +118,8 @@ async function scanIn(folder: string, http: HttpTransport, options: ScanImageOpt
     checkImage(options, registries),
     registries
       .client(options.databaseRepository.host!)
-      .getManifest(options.databaseRepository.repository, options.databaseRepository.tag ?? options.databaseRepository.digest!, MANIFEST_ACCEPT)
+      .repository(options.databaseRepository.repository)
+      .getManifest(options.databaseRepository.tag ?? options.databaseRepository.digest!)
       .then((manifest) => checkDatabaseArtifact('databaseRepository', database, TRIVY_DB_SOURCE, TRIVY_DB_LAYER, manifest)),
   ]);
   checked.catch(() => stop.abort());
@@ -191,10 +189,9 @@ export function gateFailure(result: Omit<ScanImageResult, 'failure'>): string | 
 
 /** Registry clients and logins for every host the scan touches, sharing one token exchange. */
 function registryAccess(auth: RegistryAuth, http: HttpTransport, options: Pick<ScanImageOptions, 'logger' | 'secrets'>) {
-  const identity: RegistryIdentity =
-    auth.kind === 'azure' ? { kind: 'entra', credential: createCredential(auth.identity, http, options.secrets) } : { kind: 'basic', username: auth.username, password: auth.password };
-  const tokens = new AcrTokenExchange(identity, http, options.secrets);
-  tokens.warmUp();
+  const exchange = auth.kind === 'azure' ? new AcrTokenExchange(createCredential(auth.identity, http, options.secrets), http, options.secrets) : undefined;
+  exchange?.warmUp();
+  const tokens: RegistryTokenProvider = auth.kind === 'azure' ? exchange! : new RealmTokenProvider(http, options.secrets, { username: auth.username, password: auth.password });
   const clients = new Map<string, RegistryClient>();
   const client = (host: string): RegistryClient => {
     let existing = clients.get(host);
@@ -209,7 +206,7 @@ function registryAccess(auth: RegistryAuth, http: HttpTransport, options: Pick<S
     // A registry user logs in as such everywhere; a registry that asks for nothing ignores it.
     if (auth.kind === 'basic') return { host, username: auth.username, password: auth.password };
     const challenge = await client(host).challenge();
-    return challenge && { host, username: ACR_REFRESH_TOKEN_USER, password: await tokens.refreshTokenFor(challenge) };
+    return challenge && exchange && { host, username: ACR_REFRESH_TOKEN_USER, password: await exchange.refreshTokenFor(challenge) };
   };
   return { client, login };
 }
@@ -228,12 +225,11 @@ async function trivyInput(options: ScanImageOptions, folder: string): Promise<Tr
 async function checkImage(options: ScanImageOptions, registries: ReturnType<typeof registryAccess>): Promise<string> {
   if (options.subject.kind === 'imagePath') return options.subject.path;
   const reference = options.subject.reference;
-  const manifest = await registries.client(options.registry).getManifest(reference.repository, reference.digest ?? reference.tag!, MANIFEST_ACCEPT);
+  const manifest = await registries.client(options.registry).repository(reference.repository).getManifest(reference.digest ?? reference.tag!);
   if (!manifest) {
     throw new InputError('image', `${formatImageReference({ ...reference, host: options.registry })} does not exist in the registry; check the repository and tag, or pass the push step's imageRef output.`);
   }
-  const digest = reference.digest ?? `sha256:${createHash('sha256').update(manifest.bytes).digest('hex')}`;
-  return formatImageReference({ host: options.registry, repository: reference.repository, digest });
+  return formatImageReference({ host: options.registry, repository: reference.repository, digest: reference.digest ?? manifest.digest });
 }
 
 /** Extra CAs for Trivy: the agent's certificate settings and NODE_EXTRA_CA_CERTS, as the task's own client trusts them. */

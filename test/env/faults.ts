@@ -30,7 +30,9 @@ export type FaultAction =
   /** Answer the registry's own 401 challenge for this request, as when a token expired mid-push. */
   | { kind: 'expiredToken' }
   /** Take the request (its body included) and never answer, as an endpoint that hangs. */
-  | { kind: 'stall' };
+  | { kind: 'stall' }
+  /** Forward the request, relay the answer's headers and this many bytes of its body, then drop the connection (a download cut short). */
+  | { kind: 'cutResponse'; afterResponseBodyBytes: number };
 
 export type Fault = FaultMatch & FaultAction;
 
@@ -184,10 +186,24 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
     }, onResponse);
   }
 
-  function relayResponse(upstream: http.IncomingMessage, res: http.ServerResponse, record: ProxiedRequest): void {
+  function relayResponse(upstream: http.IncomingMessage, res: http.ServerResponse, record: ProxiedRequest, cutAfter?: number): void {
     record.status = upstream.statusCode ?? 502;
     res.writeHead(record.status, outgoingHeaders(upstream.rawHeaders));
-    upstream.pipe(res);
+    if (cutAfter === undefined) {
+      upstream.pipe(res);
+      return;
+    }
+    let relayed = 0;
+    upstream.on('data', (chunk: Buffer) => {
+      const part = chunk.subarray(0, Math.max(0, cutAfter - relayed));
+      relayed += part.length;
+      if (part.length > 0) res.write(part);
+      if (relayed >= cutAfter) {
+        upstream.destroy();
+        res.socket?.destroy();
+      }
+    });
+    upstream.on('end', () => res.end());
   }
 
   function badGateway(res: http.ServerResponse, record: ProxiedRequest, error: Error): void {
@@ -278,6 +294,12 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
       case 'stall':
         req.resume();
         return;
+      case 'cutResponse': {
+        const upstream = upstreamRequest(req, outgoingHeaders(req.rawHeaders), (upstreamRes) => relayResponse(upstreamRes, res, record, fault.afterResponseBodyBytes));
+        upstream.on('error', (error) => badGateway(res, record, error));
+        req.pipe(upstream);
+        return;
+      }
     }
   });
   server.on('secureConnection', () => {

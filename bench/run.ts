@@ -4,9 +4,10 @@ import { printReport, type BenchReport } from './harness.js';
 import { benchDeploy } from './deploy.js';
 import { benchPushChart } from './pushChart.js';
 import { benchPushImage } from './pushImage.js';
+import { benchImportImage } from './importImage.js';
 import { benchScanImage } from './scanImage.js';
 
-const benchmarks: (() => Promise<BenchReport[]>)[] = [benchPushImage, benchPushChart, benchDeploy, benchScanImage];
+const benchmarks: (() => Promise<BenchReport[]>)[] = [benchPushImage, benchPushChart, benchDeploy, benchImportImage, benchScanImage];
 
 let missed = 0;
 for (const benchmark of benchmarks) {

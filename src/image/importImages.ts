@@ -64,7 +64,7 @@ export interface ImportImagesOptions extends Omit<RegistrySessionOptions, 'host'
   sourceCredentials?: { host: string; username: string; password: string };
   /** Platforms of multi-platform images to keep; default all. */
   platforms?: Platform[];
-  /** Blobs in flight at once, per image. Default 4. */
+  /** Blobs in flight at once, per image. Default 8: each waits on two registries (measured against skopeo copy --all). */
   concurrency?: number;
 }
 
@@ -107,7 +107,7 @@ export async function importImages(options: ImportImagesOptions): Promise<Import
         source: { client: sourceClient(line.host), repository: line.repository, reference: line.reference },
         target: { client: session.client, repository: line.target.repository, tags: line.target.tag ? [line.target.tag] : [] },
         platforms: options.platforms,
-        concurrency: options.concurrency,
+        concurrency: options.concurrency ?? 8,
         logger,
       });
       logger.info(

@@ -4,10 +4,10 @@
 // has is skipped (or, within one registry, mounted from the source repository). Referrers —
 // signatures, SBOMs, attestations — come along, found through the OCI 1.1 referrers API or the
 // `sha256-<hex>` tag schema of registries without it (distribution 2.8). Tags move last, all or none.
-import { PassThrough } from 'node:stream';
 import { forEachLimited } from '../concurrency.js';
 import { ContentError, InputError, UserError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import { coalesce } from '../streams.js';
 import { renderJson, type BlobContent } from './content.js';
 import { OCI_INDEX, isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from './mediaTypes.js';
 import { Progress, moveTags } from './push.js';
@@ -262,13 +262,16 @@ class BlobCopier {
   }
 }
 
+// What goes on to the target per write: fewer, larger writes make relaying cheaper (see coalesce).
+const RELAY_CHUNK = 512 * 1024;
+
 /** A source blob as upload content: each range the upload asks for is a ranged GET from the source. */
 function remoteBlob(source: RegistryRepository, blob: Descriptor): BlobContent {
   return {
     digest: blob.digest,
     size: blob.size,
     open: (start, end) => {
-      const out = new PassThrough();
+      const out = coalesce(RELAY_CHUNK);
       source.openBlob(blob.digest, start, end, blob.size).then(
         (stream) => {
           stream.once('error', (error) => out.destroy(error));

@@ -47,7 +47,7 @@ function readSourceConnection(): ImportInputs['sourceCredentials'] {
 }
 
 function readConcurrency(): number {
-  const value = tl.getInput('concurrency') || '4';
+  const value = tl.getInput('concurrency') || '8';
   const concurrency = Number(value);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 32) throw new InputError('concurrency', `'${value}' is not a whole number from 1 to 32.`);
   return concurrency;

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { SingleFlightCache } from '../concurrency.js';
 import { AuthenticationError } from '../errors.js';
-import type { HttpResponse, HttpTransport } from '../http/transport.js';
+import { errorDetail, type HttpResponse, type HttpTransport } from '../http/transport.js';
 import { jwtExpiryMs, parseCertificateBundle, signClientAssertion, type SigningCertificate } from './jwt.js';
 import type { SecretRegistry } from '../log.js';
 
@@ -55,13 +55,24 @@ class CachingCredential implements TokenCredential {
 interface EntraTokenResponse {
   access_token?: string;
   expires_in?: number | string;
-  error?: string;
-  error_description?: string;
 }
 
-/** Registers the token as a secret before anything else sees it; expiry from the JWT itself when it has one. */
-function acceptToken(body: EntraTokenResponse, secrets: SecretRegistry): AccessToken | undefined {
-  if (!body.access_token) return undefined;
+/**
+ * An Entra (or IMDS) token response: the token registered as a secret before anything else sees
+ * it, its expiry from the JWT itself when it has one; any other answer is one AuthenticationError
+ * that starts with `refusal` and carries the server's error (RFC 6749 section 5.2).
+ */
+async function readEntraToken(response: HttpResponse, secrets: SecretRegistry, refusal: string): Promise<AccessToken> {
+  const text = await response.text();
+  let body: EntraTokenResponse = {};
+  try {
+    body = JSON.parse(text) as EntraTokenResponse;
+  } catch {
+    // Not JSON: the error detail below quotes the text.
+  }
+  if (response.status !== 200 || !body.access_token) {
+    throw new AuthenticationError(`${refusal}: ${errorDetail(text) || `HTTP ${response.status}`}`);
+  }
   secrets.register(body.access_token);
   return { token: body.access_token, expiresOnMs: jwtExpiryMs(body.access_token, Date.now() + Number(body.expires_in ?? 3600) * 1000) };
 }
@@ -138,11 +149,7 @@ class ClientCredential implements TokenCredential {
   }
 
   private async readToken(response: HttpResponse, scope: string): Promise<AccessToken> {
-    const body = await response.json<EntraTokenResponse>().catch((): EntraTokenResponse => ({}));
-    const token = response.status === 200 && acceptToken(body, this.secrets);
-    if (token) return token;
-    const reason = (body.error_description ?? body.error ?? `HTTP ${response.status}`).split(/\r?\n/)[0];
-    throw new AuthenticationError(`Entra ID refused a token for client ${this.identity.clientId} (scope ${scope}): ${reason}`);
+    return readEntraToken(response, this.secrets, `Entra ID refused a token for client ${this.identity.clientId} (scope ${scope})`);
   }
 }
 
@@ -162,9 +169,6 @@ class ManagedIdentityCredential implements TokenCredential {
     const which = this.identity.clientId ? `user-assigned identity ${this.identity.clientId}` : 'the system-assigned identity';
     // IMDS also answers 404 and 410 while the identity is still being attached to the node: not yet, rather than no.
     const response = await this.http.send({ method: 'GET', url, headers: { metadata: 'true' }, endpoint: 'the managed identity endpoint', retryStatuses: [404, 410] });
-    const body = await response.json<EntraTokenResponse>().catch((): EntraTokenResponse => ({}));
-    const token = response.status === 200 && acceptToken(body, this.secrets);
-    if (token) return token;
-    throw new AuthenticationError(`The managed identity endpoint refused a token for ${which}: ${body.error_description ?? body.error ?? `HTTP ${response.status}`}`);
+    return readEntraToken(response, this.secrets, `The managed identity endpoint refused a token for ${which}`);
   }
 }

@@ -2,6 +2,7 @@ import * as tl from 'azure-pipelines-task-lib/task.js';
 import { InputError } from '../../src/errors.js';
 import { parseRegistryHost, validateRepository } from '../../src/oci/reference.js';
 import type { RegistryAuth } from '../../src/acr/session.js';
+import { optionalInput } from '../common/inputs.js';
 import { readRegistryAuth } from '../common/registryAuth.js';
 
 /** The task.json inputs of PrivateAcrPushChart@1, validated. Names match task.json exactly. */
@@ -26,8 +27,8 @@ export function readInputs(): PushChartInputs {
     registry: parseRegistryHost(tl.getInput('registry', true)!),
     chartPath: tl.getPathInput('chartPath', true)!,
     repository: validateRepository(tl.getInput('repository') || 'helm'),
-    chartVersion: tl.getInput('chartVersion')?.trim() || undefined,
-    appVersion: tl.getInput('appVersion')?.trim() || undefined,
+    chartVersion: optionalInput('chartVersion'),
+    appVersion: optionalInput('appVersion'),
     sourceDateEpoch: readSourceDateEpoch(),
   };
 }

@@ -7,6 +7,7 @@ import type { AzureIdentity } from '../../src/azure/entra.js';
 import { InputError } from '../../src/errors.js';
 import { readArmConnection } from '../common/armConnection.js';
 import { readAgentIdentity, readServiceConnectionIdentity } from '../common/azureIdentity.js';
+import { durationInput, listInput, optionalInput, requiredInput } from '../common/inputs.js';
 
 /** The task.json inputs of PrivateAksDeploy@1, validated. Names match task.json exactly. */
 interface DeployInputs {
@@ -18,7 +19,7 @@ interface DeployInputs {
 
 export function readInputs(): DeployInputs {
   const connectionType = tl.getInput('connectionType', true)!;
-  const namespace = tl.getInput('namespace')?.trim() || undefined;
+  const namespace = optionalInput('namespace');
   if (namespace && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace)) throw new InputError('namespace', `'${namespace}' is not a valid namespace name (lower-case letters, digits and '-').`);
   const deployment = readDeployment();
   switch (connectionType) {
@@ -29,7 +30,7 @@ export function readInputs(): DeployInputs {
     case 'azureResourceManager':
     case 'runCommand': {
       const { identity, arm } = readArmConnection('azureSubscription');
-      const cluster = { arm, resourceGroup: requiredInput('resourceGroup'), cluster: requiredInput('cluster') };
+      const cluster = { arm, resourceGroup: requiredInput('resourceGroup', 'is required for this connection type.'), cluster: requiredInput('cluster', 'is required for this connection type.') };
       const connection: ClusterConnection =
         connectionType === 'runCommand' ? { kind: 'runCommand', cluster } : { kind: 'azureResourceManager', cluster, admin: tl.getBoolInput('useClusterAdmin') };
       return { connection, identity, namespace, deployment };
@@ -39,11 +40,6 @@ export function readInputs(): DeployInputs {
   }
 }
 
-function requiredInput(name: string): string {
-  const value = tl.getInput(name)?.trim();
-  if (!value) throw new InputError(name, 'is required for this connection type.');
-  return value;
-}
 
 /** The Azure identity that pulls `oci://` charts when the cluster connection is not an Azure one. */
 function readRegistryIdentity(): AzureIdentity | undefined {
@@ -118,34 +114,20 @@ function readDeployment(): Deployment {
       release: {
         releaseName,
         chart: tl.getInput('chart', true)!.trim(),
-        chartVersion: tl.getInput('chartVersion')?.trim() || undefined,
-        valueFiles: lines('valueFiles'),
-        overrides: lines('overrides'),
+        chartVersion: optionalInput('chartVersion'),
+        valueFiles: listInput('valueFiles'),
+        overrides: listInput('overrides'),
         atomic: tl.getBoolInput('atomic'),
-        timeoutSeconds: durationSeconds('timeout', tl.getInput('timeout') || '5m'),
+        timeoutSeconds: durationInput('timeout', '5m'),
         createNamespace: tl.getBoolInput('createNamespace'),
       },
     };
   }
   if (deployType === 'manifests') {
-    const patterns = lines('manifests');
+    const patterns = listInput('manifests');
     const root = tl.getVariable('System.DefaultWorkingDirectory') || process.cwd();
     const files = tl.findMatch(root, patterns).filter((path) => tl.stats(path).isFile());
-    return { kind: 'manifests', files, images: parseImageSubstitutions(lines('images')), rolloutTimeoutSeconds: durationSeconds('rolloutTimeout', tl.getInput('rolloutTimeout') || '5m') };
+    return { kind: 'manifests', files, images: parseImageSubstitutions(listInput('images')), rolloutTimeoutSeconds: durationInput('rolloutTimeout', '5m') };
   }
   throw new InputError('deployType', `'${deployType}' is not one of helm, manifests.`);
-}
-
-function lines(name: string): string[] {
-  return (tl.getInput(name) ?? '').split(/\r?\n/).map((line) => line.trim()).filter(Boolean);
-}
-
-/** `300`, `300s`, `5m`, `1h30m` → seconds. */
-function durationSeconds(input: string, value: string): number {
-  const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text);
-  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
-  const seconds = match && text ? Number(match[1] ?? 0) * 3600 + Number(match[2] ?? 0) * 60 + Number(match[3] ?? 0) : NaN;
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new InputError(input, `'${value}' is not a duration; write seconds or a value such as 5m or 1h30m.`);
-  return seconds;
 }

@@ -1,22 +1,25 @@
-import * as tl from 'azure-pipelines-task-lib/task.js';
-import { UserError } from '../../src/errors.js';
 import { renderGuardReport } from '../../src/guard/report.js';
-import { runPrivateLinkGuard } from '../../src/guard/privateLinkGuard.js';
-import { agentTransportOptions, attachSummary, runTask, taskLogger, taskSecrets } from '../common/host.js';
+import { runPrivateLinkGuard, type PrivateLinkGuardResult } from '../../src/guard/privateLinkGuard.js';
+import { runTask, type TaskOutcome } from '../common/host.js';
 import { readInputs } from './inputs.js';
 
-void runTask(async () => {
-  const inputs = readInputs();
-  const result = await runPrivateLinkGuard({ ...inputs, transport: agentTransportOptions(), logger: taskLogger, secrets: taskSecrets });
-  tl.setVariable('findings', String(result.findings.length), false, true);
-  tl.setVariable('highFindings', String(result.highFindings), false, true);
-  tl.setVariable('remediated', String(result.remediated), false, true);
-  attachSummary('private-link-guard', renderGuardReport(result));
-  const counts = `${result.findings.length} finding(s), ${result.highFindings} high${result.remediation ? `, ${result.remediated} remediated` : ''}`;
+void runTask(async (context) => {
+  const result = await runPrivateLinkGuard({ ...context, ...readInputs() });
+  return {
+    ...verdict(result),
+    outputs: { findings: String(result.findings.length), highFindings: String(result.highFindings), remediated: String(result.remediated) },
+    summary: renderGuardReport(result),
+  };
+});
+
+/** Fails on a high finding (in enforce mode), warns on any other, with the report attached either way. */
+function verdict(result: PrivateLinkGuardResult): Pick<TaskOutcome, 'status' | 'message'> {
+  const remediated = result.remediation ? `, ${result.remediated} remediated` : '';
+  const counts = `${result.findings.length} finding(s), ${result.highFindings} high${remediated}`;
   if (result.failed) {
     const high = result.findings.filter((finding) => finding.severity === 'high').map((finding) => finding.id);
-    throw new UserError(`Private posture not met (${counts}): ${high.join(', ')}; the report lists the fixes.`);
+    return { status: 'failed', message: `Private posture not met (${counts}): ${high.join(', ')}; the report lists the fixes.` };
   }
-  if (result.findings.length) tl.setResult(tl.TaskResult.SucceededWithIssues, `Private posture has findings (${counts}); see the warnings and the report.`);
-  else tl.setResult(tl.TaskResult.Succeeded, `Private posture verified (${result.checks.length} checks${result.remediation ? `, ${result.remediated} remediated` : ''}).`);
-});
+  if (result.findings.length) return { status: 'withIssues', message: `Private posture has findings (${counts}); see the warnings and the report.` };
+  return { message: `Private posture verified (${result.checks.length} checks${remediated}).` };
+}

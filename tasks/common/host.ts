@@ -1,5 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as tl from 'azure-pipelines-task-lib/task.js';
 import { UserError, errorMessage } from '../../src/errors.js';
@@ -60,10 +60,43 @@ export function bundledFile(name: string): string {
 }
 
 /** Writes a markdown run summary and attaches it to the run. It stays in the agent's temp folder: the agent uploads it after the task. */
-export function attachSummary(name: string, markdown: string): void {
-  const path = join(agentTempDirectory(), `${name}-${Date.now()}.md`);
+function attachSummary(markdown: string): void {
+  const task = basename(dirname(process.argv[1] ?? 'task'));
+  const path = join(agentTempDirectory(), `${task}-summary-${Date.now()}.md`);
   writeFileSync(path, markdown, { mode: 0o600 });
   tl.uploadSummary(path);
+}
+
+/** What every core takes from its host, ready to spread into its options. */
+export interface TaskContext {
+  transport: TransportOptions;
+  tempDir: string;
+  logger: Logger;
+  secrets: SecretRegistry;
+  /** Aborts when the agent cancels the task. */
+  signal: AbortSignal;
+}
+
+/** How a task ended well: its output variables, run summary and result message. */
+export interface TaskOutcome {
+  message: string;
+  /** Output variables by their task.json names. */
+  outputs?: Record<string, string>;
+  /** Markdown attached to the run. */
+  summary?: string;
+  /**
+   * Default `succeeded`. `withIssues`: succeeded with findings the user should read; `failed`: the task did its work
+   * (outputs and summary still reported) and its verdict is a failure with `message` as the line.
+   */
+  status?: 'succeeded' | 'withIssues' | 'failed';
+}
+
+function report(outcome: TaskOutcome): void {
+  for (const [name, value] of Object.entries(outcome.outputs ?? {})) tl.setVariable(name, value, false, true);
+  if (outcome.summary) attachSummary(outcome.summary);
+  const results = { succeeded: tl.TaskResult.Succeeded, withIssues: tl.TaskResult.SucceededWithIssues, failed: tl.TaskResult.Failed };
+  tl.setResult(results[outcome.status ?? 'succeeded'], outcome.message);
+  if (outcome.status === 'failed') process.exitCode = 1;
 }
 
 /**
@@ -80,7 +113,7 @@ const CANCEL_GRACE_MS = 5000;
  * stop what it started, then the task's temp folder is removed and the process exits failed. A
  * second signal cuts the grace short.
  */
-export async function runTask(main: (signal: AbortSignal) => Promise<void>): Promise<void> {
+export async function runTask(main: (context: TaskContext) => Promise<TaskOutcome>): Promise<void> {
   const cancel = new AbortController();
   let stopRequested: (name: NodeJS.Signals) => void = () => undefined;
   const stopped = new Promise<NodeJS.Signals>((resolve) => (stopRequested = resolve));
@@ -91,7 +124,11 @@ export async function runTask(main: (signal: AbortSignal) => Promise<void>): Pro
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const work = main(cancel.signal).then(
+  const context = (): TaskContext => ({ transport: agentTransportOptions(), tempDir: taskTempDirectory(), logger: taskLogger, secrets: taskSecrets, signal: cancel.signal });
+  const work = Promise.resolve()
+    .then(() => main(context()))
+    .then(report)
+    .then(
     () => ({ failed: false as const }),
     (error: unknown) => ({ failed: true as const, error }),
   );

@@ -152,7 +152,7 @@ async function serviceAccountKubeconfig(namespace: string, name: string, cluster
  * by every task of the job).
  */
 function filesLeft(run: TaskRun): string[] {
-  return run.tempFilesLeft.filter((file) => file !== '.taskkey' && !/^aks-deploy-\d+\.md$/.test(file));
+  return run.tempFilesLeft.filter((file) => file !== '.taskkey' && !/^PrivateAksDeploy-summary-\d+\.md$/.test(file));
 }
 
 /** Resolves once `check` does, polling; fails after `timeoutMs`. */

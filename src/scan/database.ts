@@ -7,7 +7,6 @@ import { InputError } from '../errors.js';
 import { isIndexMediaType, type ImageManifest } from '../oci/mediaTypes.js';
 
 export const TRIVY_DB_LAYER = 'application/vnd.aquasec.trivy.db.layer.v1.tar+gzip';
-export const TRIVY_JAVA_DB_LAYER = 'application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip';
 export const TRIVY_DB_SOURCE = 'ghcr.io/aquasecurity/trivy-db:2';
 export const TRIVY_JAVA_DB_SOURCE = 'ghcr.io/aquasecurity/trivy-java-db:1';
 const TITLE = 'org.opencontainers.image.title';

@@ -19,20 +19,6 @@ export function parseFailOn(value: string, input = 'failOn'): Severity[] {
   return SEVERITIES.filter((severity) => words.includes(severity));
 }
 
-const DURATION_UNITS: Record<string, number> = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 };
-
-/** `72h`, `3d`, `1h30m`, `90m` → milliseconds. */
-export function parseDuration(value: string, input: string): number {
-  const text = value.trim().toLowerCase();
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)([dhms])/g)];
-  if (!text || parts.map((part) => part[0]).join('') !== text) {
-    throw new InputError(input, `'${value}' is not a duration; write a number with d, h, m or s, for example 72h or 3d.`);
-  }
-  const ms = parts.reduce((sum, [, amount, unit]) => sum + Number(amount) * DURATION_UNITS[unit], 0);
-  if (ms <= 0) throw new InputError(input, `'${value}' must be longer than zero.`);
-  return ms;
-}
-
 /** `5d 3h`, `3d`, `7h 12m`, `9m`: ages as people read them, to the minute. */
 export function formatAge(ms: number): string {
   const minutes = Math.floor(ms / 60_000);

@@ -1,12 +1,13 @@
-import * as tl from 'azure-pipelines-task-lib/task.js';
 import { importImages, renderImportSummary } from '../../src/image/importImages.js';
-import { agentTransportOptions, attachSummary, runTask, taskLogger, taskSecrets } from '../common/host.js';
+import { runTask } from '../common/host.js';
 import { readInputs } from './inputs.js';
 
-void runTask(async () => {
-  const inputs = readInputs();
-  const result = await importImages({ ...inputs, transport: agentTransportOptions(), logger: taskLogger, secrets: taskSecrets });
-  tl.setVariable('digests', JSON.stringify(result.digests), false, true);
-  attachSummary('import-images', renderImportSummary(result, inputs.platforms));
-  tl.setResult(tl.TaskResult.Succeeded, `Imported ${result.images.length} image(s) into ${inputs.registry}`);
+void runTask(async (context) => {
+  const { registry, ...inputs } = readInputs();
+  const result = await importImages({ ...context, ...inputs, registry });
+  return {
+    outputs: { digests: JSON.stringify(result.digests) },
+    summary: renderImportSummary(result, inputs.platforms),
+    message: `Imported ${result.images.length} image(s) into ${registry}`,
+  };
 });

@@ -4,6 +4,7 @@ import { InputError } from '../../src/errors.js';
 import { parseImportLines, type ImportLine } from '../../src/image/importImages.js';
 import { parsePlatforms, type Platform } from '../../src/oci/copy.js';
 import { parseRegistryHost } from '../../src/oci/reference.js';
+import { optionalInput, requiredInput, wholeNumberInput } from '../common/inputs.js';
 import { readRegistryAuth } from '../common/registryAuth.js';
 
 /** The task.json inputs of PrivateAcrImport@1, validated. Names match task.json exactly. */
@@ -17,20 +18,20 @@ export interface ImportInputs {
 }
 
 export function readInputs(): ImportInputs {
-  const platforms = parsePlatforms(tl.getInput('platforms') ?? '', 'platforms');
+  const platforms = parsePlatforms(optionalInput('platforms') ?? '', 'platforms');
   return {
     auth: readRegistryAuth(),
     registry: parseRegistryHost(tl.getInput('registry', true)!),
-    images: parseImportLines(tl.getInput('images', true)!),
+    images: parseImportLines(requiredInput('images', "lists no image; write one 'source [target-repository[:tag]]' per line, for example ghcr.io/aquasecurity/trivy-db:2.")),
     sourceCredentials: readSourceConnection(),
     platforms: platforms.length > 0 ? platforms : undefined,
-    concurrency: readConcurrency(),
+    concurrency: wholeNumberInput('concurrency', 8, 1, 32),
   };
 }
 
 /** A Docker Registry connection: its URL names the registry its login is for. */
 function readSourceConnection(): ImportInputs['sourceCredentials'] {
-  const id = tl.getInput('sourceConnection');
+  const id = optionalInput('sourceConnection');
   if (!id) return undefined;
   const url = tl.getEndpointUrl(id, true) ?? '';
   const username = tl.getEndpointAuthorizationParameter(id, 'username', true);
@@ -44,11 +45,4 @@ function readSourceConnection(): ImportInputs['sourceCredentials'] {
     throw new InputError('sourceConnection', `its registry URL '${url}' names no registry; edit the connection's Docker Registry field.`);
   }
   return { host, username, password };
-}
-
-function readConcurrency(): number {
-  const value = tl.getInput('concurrency') || '8';
-  const concurrency = Number(value);
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 32) throw new InputError('concurrency', `'${value}' is not a whole number from 1 to 32.`);
-  return concurrency;
 }

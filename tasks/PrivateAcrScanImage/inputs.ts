@@ -4,9 +4,10 @@ import type { RegistryAuth } from '../../src/acr/session.js';
 import { InputError } from '../../src/errors.js';
 import { parseImageReference, parseRegistryHost, type ImageReference } from '../../src/oci/reference.js';
 import type { Severity } from '../../src/scan/findings.js';
-import { parseDuration, parseFailOn } from '../../src/scan/gate.js';
+import { parseFailOn } from '../../src/scan/gate.js';
 import type { ScanImageOptions } from '../../src/scan/scanImage.js';
 import { agentTempDirectory } from '../common/host.js';
+import { durationInput, optionalInput } from '../common/inputs.js';
 import { readRegistryAuth } from '../common/registryAuth.js';
 
 /** The task.json inputs of PrivateAcrScanImage@1, validated. Names match task.json exactly. */
@@ -27,25 +28,25 @@ export interface ScanImageInputs {
 
 export function readInputs(): ScanImageInputs {
   const registry = parseRegistryHost(tl.getInput('registry', true)!);
-  const reportPath = tl.getInput('reportPath') || join(agentTempDirectory(), `scan-image-${Date.now()}.sarif`);
+  const reportPath = optionalInput('reportPath') ?? join(agentTempDirectory(), `scan-image-${Date.now()}.sarif`);
   return {
     auth: readRegistryAuth(),
     registry,
     subject: readSubject(registry),
     databaseRepository: readRepository('databaseRepository', 'aquasecurity/trivy-db:2', registry),
     javaDatabaseRepository: readRepository('javaDatabaseRepository', 'aquasecurity/trivy-java-db:1', registry),
-    failOn: parseFailOn(tl.getInput('failOn') ?? 'CRITICAL,HIGH'),
+    failOn: parseFailOn(optionalInput('failOn') ?? 'CRITICAL,HIGH'),
     ignoreUnfixed: tl.getBoolInput('ignoreUnfixed'),
     // An empty filePath input arrives as the sources folder; only a path the pipeline set counts.
     ignoreFile: tl.filePathSupplied('ignoreFile') ? tl.getPathInput('ignoreFile', false, true) : undefined,
-    maxDatabaseAgeMs: parseDuration(tl.getInput('maxDatabaseAge') || '72h', 'maxDatabaseAge'),
+    maxDatabaseAgeMs: durationInput('maxDatabaseAge', '72h') * 1000,
     reportPath,
     junitPath: reportPath.replace(/(\.sarif)?$/i, '.junit.xml'),
   };
 }
 
 function readSubject(registry: string): ScanImageInputs['subject'] {
-  const image = tl.getInput('image')?.trim();
+  const image = optionalInput('image');
   const imagePath = tl.filePathSupplied('imagePath') ? tl.getPathInput('imagePath') : undefined;
   if (image && imagePath) throw new InputError('image', 'and imagePath are both set; scan either the image in the registry or the one on disk.');
   if (imagePath) return { kind: 'imagePath', path: imagePath };
@@ -59,6 +60,6 @@ function readSubject(registry: string): ScanImageInputs['subject'] {
 
 /** `repository:tag` in the registry, or `host/repository:tag` anywhere the identity can read. */
 function readRepository(input: string, fallback: string, registry: string): ImageReference {
-  const reference = parseImageReference(tl.getInput(input) || fallback, input);
+  const reference = parseImageReference(optionalInput(input) ?? fallback, input);
   return { ...reference, host: reference.host ?? registry };
 }

@@ -92,7 +92,7 @@ async function scan(inputs: TaskRunOptions['inputs'], options: Omit<TaskRunOptio
 
 /** What a run left in the agent's temp folder besides its run summary and the agent's own key file. */
 function filesLeft(run: TaskRun): string[] {
-  return run.tempFilesLeft.filter((file) => file !== '.taskkey' && !/^scan-image-\d+\.md$/.test(file));
+  return run.tempFilesLeft.filter((file) => file !== '.taskkey' && !/^PrivateAcrScanImage-summary-\d+\.md$/.test(file));
 }
 
 /** Vulnerability IDs the SARIF report names, sorted. */
@@ -217,7 +217,7 @@ describe('inputs a pipeline can get wrong', () => {
     ['an image in another registry', { image: 'ghcr.io/team/app:1.0' }, /^Input 'image': names the registry ghcr\.io, but registry is /],
     ['an image without tag or digest', { image: 'team/app' }, /^Input 'image': 'team\/app' names no tag or digest/],
     ['an unknown severity', { image: 'team/app:1.0', failOn: 'CRITICAL,URGENT' }, /^Input 'failOn': 'URGENT' is not a severity/],
-    ['an age without unit', { image: 'team/app:1.0', maxDatabaseAge: '72' }, /^Input 'maxDatabaseAge': '72' is not a duration/],
+    ['an age that is no duration', { image: 'team/app:1.0', maxDatabaseAge: 'three days' }, /^Input 'maxDatabaseAge': 'three days' is not a duration; write seconds or a value such as 5m, 72h, 3d or 1h30m\.$/],
     ['an image path that is not an image', { imagePath: join(import.meta.dirname, 'scanImage.test.ts') }, /^imagePath .*scanImage\.test\.ts is not a valid tar archive/],
     ['an image path that does not exist', { imagePath: join(import.meta.dirname, 'no-such-image') }, /^Input 'imagePath': .*no-such-image does not exist/],
   ];

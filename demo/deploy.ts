@@ -15,7 +15,7 @@ const SAMPLE_CHART = join(import.meta.dirname, '..', 'test', 'fixtures', 'charts
  * the chart step pushed — pulled from the registry with Entra auth — or the sample chart folder.
  */
 export const deployStep: DemoStep = {
-  title: "PrivateAksDeploy@1 — helm upgrade --install of the sample chart with the agent's service account",
+  title: "PrivateAksDeploy@1 — helm upgrade --install of the sample chart, running the built image, with the agent's service account",
   async run({ env, work, outputs }) {
     const dir = join(work, 'cluster');
     await mkdir(dir);
@@ -30,7 +30,7 @@ export const deployStep: DemoStep = {
       const kubeconfigPath = await cluster.kubeconfigFor({ token: await cluster.mintServiceAccountToken('demo', 'agent') });
       const principal = env.addServicePrincipal('pull');
       const fromRegistry = Boolean(outputs.chartRef);
-      return await runTask('PrivateAksDeploy', {
+      const run = await runTask('PrivateAksDeploy', {
         inputs: {
           connectionType: 'kubeconfig',
           kubeconfigPath,
@@ -41,7 +41,8 @@ export const deployStep: DemoStep = {
           chart: outputs.chartRef || SAMPLE_CHART,
           ...(fromRegistry && outputs.chartVersion ? { chartVersion: outputs.chartVersion } : {}),
           releaseName: 'web',
-          overrides: 'replicaCount=2',
+          // The image the build step pushed, by digest (the chart writes repository:tag, and a tag may carry @digest).
+          overrides: ['replicaCount=2', ...(outputs.imageDigest ? [`image.repository=${outputs.imageRepository}`, `image.tag=$(Build.BuildId)@${outputs.imageDigest}`] : [])].join('\n'),
         },
         connections: {
           arm: {
@@ -57,6 +58,8 @@ export const deployStep: DemoStep = {
         },
         timeoutMs: 180_000,
       });
+      if (run.result === 'Succeeded') console.log(`    deployed image: ${await cluster.kubectl(['-n', 'demo', 'get', 'deployments', '-o', 'jsonpath={..containers[0].image}'])}`);
+      return run;
     } finally {
       await kubelet.stop();
       await cluster.stop();

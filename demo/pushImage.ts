@@ -11,7 +11,7 @@ export const pushImageStep: DemoStep = {
     await writeOciLayout(imagePath, { layers: makeLayers(3, 1024 * 1024, 2026) });
     const principal = env.addServicePrincipal('push');
     const run = await runTask('PrivateAcrPushImage', {
-      inputs: { azureSubscription: 'contoso-arm', registry: env.registryHost, repository: 'demo/web', imagePath, tags: '$(Build.BuildId)\nlatest' },
+      inputs: { azureSubscription: 'contoso-arm', registry: env.registryHost, repository: 'demo/sample', imagePath, tags: '$(Build.BuildId)\nlatest' },
       connections: {
         'contoso-arm': {
           scheme: 'ServicePrincipal',
@@ -22,7 +22,7 @@ export const pushImageStep: DemoStep = {
       },
       env: { NODE_EXTRA_CA_CERTS: env.ca.caCertPath },
     });
-    Object.assign(outputs, { imageRef: run.outputs.imageRef ?? '', imageDigest: run.outputs.digest ?? '' });
+    outputs.pushedImageRef = run.outputs.imageRef ?? '';
     return run;
   },
 };

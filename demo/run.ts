@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { startAcrEnvironment, type AcrEnvironment } from '../test/env/environment.js';
 import type { TaskRun } from '../test/support/taskRunner.js';
 import { agentPoolStep } from './agentPool.js';
+import { buildImageStep } from './buildImage.js';
 import { deployStep } from './deploy.js';
 import { guardStep } from './guard.js';
 import { pushChartStep } from './pushChart.js';
@@ -22,7 +23,7 @@ export interface DemoContext {
 
 export type DemoStep = { title: string; run(context: DemoContext): Promise<TaskRun> };
 
-const steps: DemoStep[] = [pushImageStep, pushChartStep, guardStep, deployStep, agentPoolStep];
+const steps: DemoStep[] = [buildImageStep, pushImageStep, pushChartStep, guardStep, deployStep, agentPoolStep];
 
 /** The task's own log lines, without the agent's logging commands. */
 export function printRun(run: TaskRun): void {

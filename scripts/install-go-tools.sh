@@ -3,8 +3,8 @@
 # agent-image/versions.env (the list the agent image ships from): helm and oras,
 # BuildKit (buildkitd, buildctl), trivy and the test vulnerability database writer
 # (trivy-db-fixture), the Kubernetes control plane (kube-apiserver,
-# kube-controller-manager, kubectl, etcd) and the KEDA operator. Modules whose go.mod uses
-# `replace` or `exclude` build through a wrapper module under scripts/tools/<name>,
+# kube-controller-manager, kubectl, etcd) and the KEDA operator. Modules whose go.mod
+# uses `replace` or `exclude` build through a wrapper module under scripts/tools/<name>,
 # whose go.mod must require the pinned version (checked here).
 # Idempotent: a binary that already reports its pinned version is kept, so a warm
 # cache costs seconds; the Go build cache makes a rebuild after a bump cheaper.
@@ -47,7 +47,50 @@ wrapper_pins() { # <wrapper dir> <module path> <version>
 }
 
 # Helm takes its version from ldflags (its Makefile does the same); without them it says only "v3.22".
-if # Kubernetes takes its version from ldflags (hack/lib/version.sh does the same for release builds);
+if [[ $(reported_version helm version --template '{{.Version}}') != "$HELM_VERSION" ]]; then
+  echo "install-go-tools: building helm $HELM_VERSION"
+  GOBIN="$bin_dir" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+fi
+
+# oras stamps its version from its module's build info, so a module build reports it unaided.
+if ! [[ $(reported_version oras version) =~ ^Version:[[:space:]]+${ORAS_VERSION#v}$ ]]; then
+  echo "install-go-tools: building oras $ORAS_VERSION"
+  GOBIN="$bin_dir" go install -trimpath -ldflags "-s -w" "oras.land/oras/cmd/oras@$ORAS_VERSION"
+fi
+
+# BuildKit's go.mod excludes two versions, so it builds through scripts/tools/buildkit; it reads its
+# version from ldflags as its release Dockerfile sets it.
+wrapper_pins buildkit github.com/moby/buildkit "$BUILDKIT_VERSION"
+if [[ $(reported_version buildctl --version) != "buildctl github.com/moby/buildkit $BUILDKIT_VERSION "* ||
+  $(reported_version buildkitd --version) != "buildkitd github.com/moby/buildkit $BUILDKIT_VERSION "* ]]; then
+  echo "install-go-tools: building buildkitd and buildctl $BUILDKIT_VERSION (about 3 minutes on a cold cache)"
+  (cd "$tools_dir/buildkit" && go build -trimpath -ldflags "-s -w -X github.com/moby/buildkit/version.Version=$BUILDKIT_VERSION" \
+    -o "$bin_dir/" github.com/moby/buildkit/cmd/buildctl github.com/moby/buildkit/cmd/buildkitd)
+fi
+
+# trivy v0.74 needs Go's JSON v2 experiment; its version comes from ldflags as in its goreleaser config.
+if [[ $(reported_version trivy --version) != "Version: ${TRIVY_VERSION#v}" ]]; then
+  echo "install-go-tools: building trivy $TRIVY_VERSION (about 6 minutes on a cold cache)"
+  GOEXPERIMENT=jsonv2 GOBIN="$bin_dir" go install -trimpath \
+    -ldflags "-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=${TRIVY_VERSION#v}" \
+    "github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION"
+fi
+
+# The test vulnerability database writer (scripts/tools/trivy-db-fixture) must pin trivy-db at the
+# version the pinned trivy requires, so the database it writes has the schema that trivy reads. It
+# is ours, so its cached build is known current by a hash of its source stamped into it.
+go mod download "github.com/aquasecurity/trivy@$TRIVY_VERSION"
+trivy_db_version=$(awk '$1 == "github.com/aquasecurity/trivy-db" { print $2 }' "$(go env GOMODCACHE)/cache/download/github.com/aquasecurity/trivy/@v/$TRIVY_VERSION.mod")
+[[ -n $trivy_db_version ]] || fail "cannot read which trivy-db trivy $TRIVY_VERSION requires"
+wrapper_pins trivy-db-fixture github.com/aquasecurity/trivy-db "$trivy_db_version"
+fixture_source=$(cat "$tools_dir/trivy-db-fixture/go.mod" "$tools_dir/trivy-db-fixture/go.sum" "$tools_dir/trivy-db-fixture/main.go" | sha256sum | cut -c1-16)
+if [[ $(reported_version trivy-db-fixture -version) != "trivy-db-fixture $fixture_source" ]]; then
+  echo "install-go-tools: building trivy-db-fixture (trivy-db $trivy_db_version)"
+  (cd "$tools_dir/trivy-db-fixture" && go build -trimpath -ldflags "-s -w -X main.sourceHash=$fixture_source" -o "$bin_dir/trivy-db-fixture" .)
+fi
+
+# Kubernetes takes its version from ldflags (hack/lib/version.sh does the same for release builds);
 # without them `--version` says v0.0.0-master. k8s.io/kubernetes points its staging modules at
 # ./staging with `replace`, so it builds through scripts/tools/kube.
 wrapper_pins kube k8s.io/kubernetes "$KUBECTL_VERSION"
@@ -92,49 +135,6 @@ if [[ $(keda_built_version) != "$KEDA_VERSION" ]]; then
   echo "install-go-tools: building keda-operator $KEDA_VERSION (about 5 minutes on a cold cache)"
   (cd "$tools_dir/keda" && go build -trimpath -ldflags "-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}" \
     -o "$bin_dir/keda-operator" github.com/kedacore/keda/v2/cmd/operator)
-fi
-
-[[ $(reported_version helm version --template '{{.Version}}') != "$HELM_VERSION" ]]; then
-  echo "install-go-tools: building helm $HELM_VERSION"
-  GOBIN="$bin_dir" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-fi
-
-# oras stamps its version from its module's build info, so a module build reports it unaided.
-if ! [[ $(reported_version oras version) =~ ^Version:[[:space:]]+${ORAS_VERSION#v}$ ]]; then
-  echo "install-go-tools: building oras $ORAS_VERSION"
-  GOBIN="$bin_dir" go install -trimpath -ldflags "-s -w" "oras.land/oras/cmd/oras@$ORAS_VERSION"
-fi
-
-# BuildKit's go.mod excludes two versions, so it builds through scripts/tools/buildkit; it reads its
-# version from ldflags as its release Dockerfile sets it.
-wrapper_pins buildkit github.com/moby/buildkit "$BUILDKIT_VERSION"
-if [[ $(reported_version buildctl --version) != "buildctl github.com/moby/buildkit $BUILDKIT_VERSION "* ||
-  $(reported_version buildkitd --version) != "buildkitd github.com/moby/buildkit $BUILDKIT_VERSION "* ]]; then
-  echo "install-go-tools: building buildkitd and buildctl $BUILDKIT_VERSION (about 3 minutes on a cold cache)"
-  (cd "$tools_dir/buildkit" && go build -trimpath -ldflags "-s -w -X github.com/moby/buildkit/version.Version=$BUILDKIT_VERSION" \
-    -o "$bin_dir/" github.com/moby/buildkit/cmd/buildctl github.com/moby/buildkit/cmd/buildkitd)
-fi
-
-# trivy v0.74 needs Go's JSON v2 experiment; its version comes from ldflags as in its goreleaser config.
-if [[ $(reported_version trivy --version) != "Version: ${TRIVY_VERSION#v}" ]]; then
-  echo "install-go-tools: building trivy $TRIVY_VERSION (about 6 minutes on a cold cache)"
-  GOEXPERIMENT=jsonv2 GOBIN="$bin_dir" go install -trimpath \
-    -ldflags "-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=${TRIVY_VERSION#v}" \
-    "github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION"
-fi
-
-# The test vulnerability database writer (scripts/tools/trivy-db-fixture) must pin trivy-db at the
-# version the pinned trivy requires, so the database it writes has the schema that trivy reads. It
-# is ours, so its cached build is known current by a hash of its source stamped into it.
-go mod download "github.com/aquasecurity/trivy@$TRIVY_VERSION"
-trivy_db_version=$(awk '$1 == "github.com/aquasecurity/trivy-db" { print $2 }' "$(go env GOMODCACHE)/cache/download/github.com/aquasecurity/trivy/@v/$TRIVY_VERSION.mod")
-[[ -n $trivy_db_version ]] || fail "cannot read which trivy-db trivy $TRIVY_VERSION requires"
-wrapper_pins trivy-db-fixture github.com/aquasecurity/trivy-db "$trivy_db_version"
-fixture_source=$(cat "$tools_dir/trivy-db-fixture/go.mod" "$tools_dir/trivy-db-fixture/go.sum" "$tools_dir/trivy-db-fixture/main.go" | sha256sum | cut -c1-16)
-if [[ $(reported_version trivy-db-fixture -version) != "trivy-db-fixture $fixture_source" ]]; then
-  echo "install-go-tools: building trivy-db-fixture (trivy-db $trivy_db_version)"
-  (cd "$tools_dir/trivy-db-fixture" && go build -trimpath -ldflags "-s -w -X main.sourceHash=$fixture_source" -o "$bin_dir/trivy-db-fixture" .)
 fi
 
 [[ $(reported_version helm version --template '{{.Version}}') == "$HELM_VERSION" ]] || fail "$bin_dir/helm does not report $HELM_VERSION"

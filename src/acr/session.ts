@@ -20,6 +20,8 @@ export interface RegistrySessionOptions {
 
 export interface RegistrySession {
   client: RegistryClient;
+  /** A client for another registry (a base image's), with the same identity and connections. */
+  clientFor(host: string): RegistryClient;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,11 @@ export function openRegistrySession(options: RegistrySessionOptions): RegistrySe
   } else {
     tokens = new RealmTokenProvider(http, options.secrets, { username: options.auth.username, password: options.auth.password });
   }
-  const client = new RegistryClient({ host: options.host, http, tokens, logger: options.logger });
-  return { client, close: () => http.close() };
+  const clients = new Map<string, RegistryClient>();
+  const clientFor = (host: string) => {
+    let client = clients.get(host);
+    if (!client) clients.set(host, (client = new RegistryClient({ host, http, tokens, logger: options.logger })));
+    return client;
+  };
+  return { client: clientFor(options.host), clientFor, close: () => http.close() };
 }

@@ -43,6 +43,18 @@ export function bufferSource(buffer: Buffer): TarSource {
   return { size: buffer.length, read: (offset, length) => buffer.subarray(offset, offset + length) };
 }
 
+/** An archive in an open file: headers are read where they are, contents are left on disk. */
+export function fileSource(fd: number, size: number): TarSource {
+  return {
+    size,
+    read(offset, length) {
+      const bytes = Buffer.alloc(length);
+      const read = readSync(fd, bytes, 0, length, offset);
+      return bytes.subarray(0, read);
+    },
+  };
+}
+
 // Types whose header never has content after it, whatever its size field says (the POSIX
 // rationale; GNU tar and Go's archive/tar read them the same way).
 const HEADER_ONLY = new Set(['1', '2', '3', '4', '5', '6']);
@@ -231,15 +243,7 @@ export async function indexTar(path: string, label: string): Promise<Map<string,
   const file = await openFile(path, 'r');
   try {
     const { size } = await file.stat();
-    const source: TarSource = {
-      size,
-      read(offset, length) {
-        const bytes = Buffer.alloc(length);
-        const read = readSync(file.fd, bytes, 0, length, offset);
-        return bytes.subarray(0, read);
-      },
-    };
-    for (const entry of readTarEntries(source, label)) {
+    for (const entry of readTarEntries(fileSource(file.fd, size), label)) {
       const name = normalise(entry.name);
       if (entry.type === 'file') members.set(name, { name, offset: entry.dataOffset, size: entry.size });
       else if (entry.type === 'hardlink') links.push({ name, target: normalise(entry.linkName) });
@@ -274,12 +278,17 @@ function normalise(name: string): string {
 // ---------------------------------------------------------------------------------------------
 // Writing. Every field comes from the caller, so the same entries always give the same bytes.
 
-/** What a header says about one entry. Only regular files are written today. */
+/** What a header says about one entry. */
 export interface TarHeader {
-  /** Slash-separated path inside the archive. */
+  /** Slash-separated path inside the archive (a folder's with its trailing slash). */
   name: string;
+  /** Default `file`. */
+  type?: Exclude<TarEntryType, 'other'>;
+  /** Target of a symbolic link, or the earlier entry a hard link names. */
+  linkName?: string;
+  /** Bytes of content that follow (regular files only). */
   size: number;
-  /** Permission bits. */
+  /** Permission bits, with set-user-id, set-group-id and sticky (07777). */
   mode: number;
   uid: number;
   gid: number;
@@ -302,18 +311,44 @@ export function writeTar(files: TarFile[]): Buffer {
   const blocks: Buffer[] = [];
   for (const { header, data } of files) {
     if (data.length !== header.size) throw new Error(`tar entry ${header.name}: header size ${header.size} but ${data.length} bytes of data`);
-    const split = splitUstarName(header.name);
-    if (!split) {
-      const record = paxRecord('path', header.name);
-      blocks.push(headerBlock({ name: 'PaxHeader', prefix: '' }, { ...header, size: record.length }, 'x'), record, padding(record.length));
-    }
-    blocks.push(headerBlock(split ?? { name: 'pax-long-name', prefix: '' }, header, '0'), data, padding(data.length));
+    blocks.push(tarHeader(header), data, tarPadding(data.length));
   }
-  blocks.push(Buffer.alloc(BLOCK * 2));
+  blocks.push(TAR_END);
   return Buffer.concat(blocks);
 }
 
-function headerBlock(path: { name: string; prefix: string }, header: TarHeader, typeflag: string): Buffer {
+const TYPEFLAGS: Record<Exclude<TarEntryType, 'other'>, string> = { file: '0', hardlink: '1', symlink: '2', directory: '5' };
+
+/** Largest value an octal field of `length` bytes (with its terminating NUL) holds. */
+function octalLimit(length: number): number {
+  return 8 ** (length - 1) - 1;
+}
+
+/**
+ * The header of one entry, for writers that stream the content after it. Values ustar cannot hold
+ * go into a pax extended header before it (POSIX.1-2001): a long or unsplittable `path`, a
+ * `linkpath` over 100 bytes or not plain ASCII, a `size`, `uid` or `gid` too large for its field.
+ */
+export function tarHeader(header: TarHeader): Buffer {
+  const records: Buffer[] = [];
+  const split = splitUstarName(header.name);
+  if (!split) records.push(paxRecord('path', header.name));
+  const linkName = header.linkName ?? '';
+  const linkFits = Buffer.byteLength(linkName) <= 100 && /^[\x20-\x7e]*$/.test(linkName);
+  if (!linkFits) records.push(paxRecord('linkpath', linkName));
+  const limits = { size: octalLimit(12), uid: octalLimit(8), gid: octalLimit(8) };
+  for (const key of ['size', 'uid', 'gid'] as const) if (header[key] > limits[key]) records.push(paxRecord(key, String(header[key])));
+  const blocks: Buffer[] = [];
+  if (records.length > 0) {
+    const body = Buffer.concat(records);
+    blocks.push(headerBlock({ name: 'PaxHeader', prefix: '' }, { ...header, size: body.length, uid: Math.min(header.uid, limits.uid), gid: Math.min(header.gid, limits.gid) }, 'x', ''), body, tarPadding(body.length));
+  }
+  const clamped = { ...header, size: Math.min(header.size, limits.size), uid: Math.min(header.uid, limits.uid), gid: Math.min(header.gid, limits.gid) };
+  blocks.push(headerBlock(split ?? { name: 'pax-long-name', prefix: '' }, clamped, TYPEFLAGS[header.type ?? 'file'], linkFits ? linkName : ''));
+  return blocks.length === 1 ? blocks[0] : Buffer.concat(blocks);
+}
+
+function headerBlock(path: { name: string; prefix: string }, header: TarHeader, typeflag: string, linkName: string): Buffer {
   const block = Buffer.alloc(BLOCK);
   const text = (offset: number, length: number, value: string) => block.write(value, offset, length, 'utf8');
   const octal = (offset: number, length: number, value: number) => {
@@ -329,6 +364,7 @@ function headerBlock(path: { name: string; prefix: string }, header: TarHeader, 
   octal(136, 12, header.mtime);
   text(148, 8, ' '.repeat(8));
   text(156, 1, typeflag);
+  text(157, 100, linkName);
   block.write('ustar\u000000', 257, 8, 'latin1');
   text(345, 155, path.prefix);
   const checksum = block.reduce((sum, byte) => sum + byte, 0);
@@ -355,6 +391,10 @@ function paxRecord(key: string, value: string): Buffer {
   return Buffer.from(`${length}${body}`, 'utf8');
 }
 
-function padding(size: number): Buffer {
+/** The two zero blocks that end an archive. */
+export const TAR_END = Buffer.alloc(BLOCK * 2);
+
+/** Zeros that round an entry's content up to whole blocks. */
+export function tarPadding(size: number): Buffer {
   return Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK);
 }

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { PassThrough, Readable, type Duplex } from 'node:stream';
+import { PassThrough, Readable, type Duplex, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import { ConnectionError, HttpError, TimeoutError, UserError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -68,6 +69,12 @@ export interface HttpRequest {
   retryStatuses?: number[];
   /** The body is read within the try, so a connection lost mid-answer is retried too; a larger one is refused. Default 16 MiB. */
   maxResponseBytes?: number;
+  /**
+   * Where a 200 answer's body goes instead of memory (a blob download): opened anew for every try,
+   * so a retried download starts over; the response then has an empty body. Other answers are read
+   * as usual. maxResponseBytes does not apply to it.
+   */
+  saveTo?: () => Writable;
 }
 
 export interface HttpResponse {
@@ -178,7 +185,7 @@ export class HttpTransport {
     const follow = (req.followRedirects ?? true) && (req.method === 'GET' || req.method === 'HEAD');
     const maxBytes = req.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     for (let hop = 0; ; hop++) {
-      const response = await this.once(req.method, url, headers, req.body, maxBytes, streamBody);
+      const response = await this.once(req.method, url, headers, req.body, maxBytes, streamBody, req.saveTo);
       const location = response.headers.location;
       if (follow && REDIRECT_STATUSES.has(response.status) && location && hop < MAX_REDIRECTS) {
         const next = new URL(location, url);
@@ -207,10 +214,19 @@ export class HttpTransport {
   }
 
   /**
-   * One exchange on the wire, answer read whole (or, with `streamBody`, a 2xx answer handed over
-   * as it starts); connect and idle timeouts become TimeoutErrors.
+   * One exchange on the wire, answer read whole — or, with `streamBody`, a 2xx answer handed over
+   * as it starts, or with `saveTo` a 200 answer written there; connect and idle timeouts become
+   * TimeoutErrors.
    */
-  private once(method: HttpRequest['method'], url: URL, headers: HttpHeaders, body: HttpRequest['body'], maxBytes: number, streamBody = false): Promise<HttpResponse> {
+  private once(
+    method: HttpRequest['method'],
+    url: URL,
+    headers: HttpHeaders,
+    body: HttpRequest['body'],
+    maxBytes: number,
+    streamBody = false,
+    saveTo?: () => Writable,
+  ): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
       const client = url.protocol === 'http:' ? http : https;
       const request = client.request(url, { method, headers, agent: this.agentFor(url) });
@@ -266,6 +282,19 @@ export class HttpTransport {
           });
           response.pipe(stream);
           resolve(streamedResponse(response, url, stream));
+          return;
+        }
+        if (saveTo && status === 200) {
+          const sink = saveTo();
+          response.once('aborted', () => fail(Object.assign(new Error('the connection closed in the middle of the answer'), { code: 'ECONNRESET' })));
+          pipeline(response, sink).then(
+            () => {
+              if (settled) return;
+              settled = true;
+              resolve(bufferedResponse(response, url, Buffer.alloc(0)));
+            },
+            fail,
+          );
           return;
         }
         const chunks: Buffer[] = [];

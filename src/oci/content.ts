@@ -35,6 +35,8 @@ export interface BlobTarget {
    * read from the manifests the tags point at now: what lets a re-push skip compressing.
    */
   knownLayer(diffId: string): Promise<PushedBlob | undefined>;
+  /** Cross-repository mount from `from` in the same registry; false when the registry declined. */
+  mount(digest: string, from: string): Promise<boolean>;
 }
 
 /**

@@ -26,6 +26,8 @@ export interface PushResult {
   bytesUploaded: number;
   blobsUploaded: number;
   blobsSkipped: number;
+  /** Blobs mounted from another repository of the registry instead of uploaded. */
+  blobsMounted: number;
   durationMs: number;
 }
 
@@ -64,6 +66,7 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
     bytesUploaded: target.progress.bytes,
     blobsUploaded: target.uploaded,
     blobsSkipped: target.skipped,
+    blobsMounted: target.mounted,
     durationMs: Date.now() - started,
   };
 }
@@ -133,6 +136,7 @@ function postOrder(root: ManifestSource): ManifestSource[] {
 class RepositoryTarget implements BlobTarget {
   uploaded = 0;
   skipped = 0;
+  mounted = 0;
   readonly progress: Progress;
   // Two sources can hold the same bytes (a layer shared by two platforms): the first one sends it.
   private readonly presence = new Map<string, Promise<boolean>>();
@@ -172,34 +176,45 @@ class RepositoryTarget implements BlobTarget {
   }
 
   knownLayer(diffId: string): Promise<PushedBlob | undefined> {
-    this.knownLayers ??= this.readKnownLayers();
+    this.knownLayers ??= readTaggedLayers(this.repository, this.tags, this.logger);
     return this.knownLayers.then((layers) => layers.get(diffId));
   }
 
-  /**
-   * Pairs the layers of the image each tag points at now with its config's diff_ids. Best effort:
-   * a tag that is new, an index, or unreadable just contributes nothing.
-   */
-  private async readKnownLayers(): Promise<Map<string, PushedBlob>> {
-    const layers = new Map<string, PushedBlob>();
-    for (const tag of this.tags) {
-      try {
-        const current = await this.repository.getManifest(tag);
-        if (!current || !isManifestMediaType(current.mediaType)) continue;
-        const manifest = JSON.parse(current.bytes.toString('utf8')) as Partial<ImageManifest>;
-        if (!manifest.config || !Array.isArray(manifest.layers)) continue;
-        const config = JSON.parse((await this.repository.readBlob(manifest.config.digest, MAX_CONFIG_BYTES)).toString('utf8')) as { rootfs?: { diff_ids?: unknown } };
-        const diffIds = config.rootfs?.diff_ids;
-        if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) continue;
-        diffIds.forEach((diffId, index) => {
-          if (typeof diffId === 'string') layers.set(diffId, manifest.layers![index]);
-        });
-      } catch (error) {
-        this.logger.debug(`Could not read what ${this.repository.name}:${tag} points at: ${errorMessage(error)}`);
-      }
+  async mount(digest: string, from: string): Promise<boolean> {
+    const mounted = await this.repository.mountBlob(digest, from);
+    if (mounted) {
+      this.presence.set(digest, Promise.resolve(true));
+      this.mounted++;
+      this.logger.debug(`${digest} mounted into ${this.repository.name} from ${from}`);
     }
-    return layers;
+    return mounted;
   }
+}
+
+/**
+ * The compressed layers of the images the tags point at now, by their config's diff_ids: what a
+ * re-push (or a rebuild) needs neither compress nor upload again. Best effort: a tag that is new,
+ * an index, or unreadable just contributes nothing.
+ */
+export async function readTaggedLayers(repository: RegistryRepository, tags: string[], logger: Logger): Promise<Map<string, PushedBlob>> {
+  const layers = new Map<string, PushedBlob>();
+  for (const tag of tags) {
+    try {
+      const current = await repository.getManifest(tag);
+      if (!current || !isManifestMediaType(current.mediaType)) continue;
+      const manifest = JSON.parse(current.bytes.toString('utf8')) as Partial<ImageManifest>;
+      if (!manifest.config || !Array.isArray(manifest.layers)) continue;
+      const config = JSON.parse((await repository.readBlob(manifest.config.digest, MAX_CONFIG_BYTES)).toString('utf8')) as { rootfs?: { diff_ids?: unknown } };
+      const diffIds = config.rootfs?.diff_ids;
+      if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) continue;
+      diffIds.forEach((diffId, index) => {
+        if (typeof diffId === 'string') layers.set(diffId, manifest.layers![index]);
+      });
+    } catch (error) {
+      logger.debug(`Could not read what ${repository.name}:${tag} points at: ${errorMessage(error)}`);
+    }
+  }
+  return layers;
 }
 
 const MiB = 1024 * 1024;

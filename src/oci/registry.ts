@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { AuthenticationError, ContentError, HttpError, UserError } from '../errors.js';
 import { errorDetail, type HttpHeaders, type HttpRequest, type HttpResponse, type HttpTransport, type StreamedResponse } from '../http/transport.js';
@@ -240,20 +241,36 @@ export class RegistryRepository {
   }
 
   /**
+   * Downloads a blob into `path` (mode 0600), following ACR's redirect to its data endpoint, and
+   * checks the bytes against the digest. A download cut short starts over, under the transport's
+   * retry budget.
+   */
+  async downloadBlob(digest: string, path: string): Promise<void> {
+    const doing = `reading blob ${digest} of ${this.name}`;
+    const response = await this.request({ method: 'GET', url: this.url(`blobs/${digest}`), saveTo: () => createWriteStream(path, { mode: 0o600 }) }, doing);
+    if (response.status !== 200) throw await this.client.failure(response, doing);
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) hash.update(chunk);
+    const actual = `sha256:${hash.digest('hex')}`;
+    if (actual !== digest) throw new ContentError(`The registry ${this.client.host} served ${actual} for blob ${digest} of ${this.name}; the download does not match its digest.`);
+  }
+
+  /**
    * Cross-repository mount (distribution-spec "Mounting a blob from another repository"): one
-   * token for `from` (pull) and this repository (push). True when the registry mounted it; false
-   * when it opened an upload instead (it cannot, or will not, mount), which is cancelled here.
+   * request, with one token scoped for both repositories. True when the registry mounted it; a 202
+   * means it opened an upload instead (the source lacks the blob, or the identity may not pull it
+   * there), which is cancelled.
    */
   async mountBlob(digest: string, from: string): Promise<boolean> {
-    const doing = `mounting ${digest} from ${from} into ${this.name}`;
+    const doing = `mounting blob ${digest} from ${from} into ${this.name}`;
     const url = this.url('blobs/uploads/');
     url.searchParams.set('mount', digest);
     url.searchParams.set('from', from);
     const response = await this.client.request({ method: 'POST', url, headers: { 'content-length': '0' } }, [...this.scopes, `repository:${from}:pull`], doing);
     if (response.status === 201) return true;
     if (response.status !== 202) throw await this.client.failure(response, doing);
-    // Best effort: the registry drops abandoned uploads on its own schedule anyway.
-    await this.request({ method: 'DELETE', url: this.location(response), retry: false }, `cancelling the upload opened instead of the mount into ${this.name}`).catch(() => undefined);
+    const location = response.headers.location;
+    if (location) await this.request({ method: 'DELETE', url: new URL(location, this.client.url('/')) }, `cancelling an upload to ${this.name}`).catch(() => undefined);
     return false;
   }
 

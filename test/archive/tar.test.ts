@@ -6,7 +6,7 @@ import { link, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { bufferSource, indexTar, readTarEntries, writeTar, type TarEntry } from '../../src/archive/tar.js';
+import { bufferSource, indexTar, readTarEntries, TAR_END, tarHeader, tarPadding, writeTar, type TarEntry } from '../../src/archive/tar.js';
 import { ContentError } from '../../src/errors.js';
 import { runTool } from '../env/processes.js';
 
@@ -180,5 +180,37 @@ describe('writing', () => {
     const path = join(work, 'written.tar');
     await writeFile(path, tar);
     assert.deepEqual((await runTool('tar', ['-tf', path])).stdout.trim().split('\n'), [split, pax]);
+  });
+
+  test('folders, symbolic and hard links, a long link target and a large owner: GNU tar lists what the header says', async () => {
+    const target = `../${'t'.repeat(120)}`;
+    const header = (name: string, type: 'file' | 'directory' | 'symlink' | 'hardlink', extra: Partial<{ linkName: string; uid: number; size: number }> = {}) =>
+      tarHeader({ name, type, mode: type === 'symlink' ? 0o777 : 0o4755, uid: 0, gid: 50, size: 0, mtime: 0, ...extra });
+    const content = Buffer.from('payload');
+    const tar = Buffer.concat([
+      header('app/', 'directory'),
+      header('app/bin', 'file', { size: content.length, uid: 3_000_000 }),
+      content,
+      tarPadding(content.length),
+      header('app/same', 'hardlink', { linkName: 'app/bin' }),
+      header('app/far', 'symlink', { linkName: target }),
+      TAR_END,
+    ]);
+    const path = join(work, 'typed.tar');
+    await writeFile(path, tar);
+    const listing = (await runTool('tar', ['--numeric-owner', '-tvf', path])).stdout.trim().split('\n');
+    assert.match(listing[0], /^drwsr-xr-x 0\/50 +0 .* app\/$/);
+    assert.match(listing[1], /^-rwsr-xr-x 3000000\/50 +7 .* app\/bin$/);
+    assert.match(listing[2], /^hrwsr-xr-x 0\/50 +0 .* app\/same link to app\/bin$/);
+    assert.ok(listing[3].startsWith('lrwxrwxrwx 0/50') && listing[3].endsWith(`app/far -> ${target}`), listing[3]);
+    assert.deepEqual(
+      [...readTarEntries(bufferSource(tar), 'typed.tar')].map((entry) => [entry.name, entry.type, entry.uid, entry.linkName]),
+      [
+        ['app/', 'directory', 0, ''],
+        ['app/bin', 'file', 3_000_000, ''],
+        ['app/same', 'hardlink', 0, 'app/bin'],
+        ['app/far', 'symlink', 0, target],
+      ],
+    );
   });
 });

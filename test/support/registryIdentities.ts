@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { openRegistrySession, type RegistrySession } from '../../src/acr/session.js';
+import { silentLogger } from '../../src/log.js';
 import type { AcrEnvironment } from '../env/environment.js';
 import { createJwtIssuer } from '../env/jwt.js';
 import type { ServiceConnection, TaskRun, TaskRunOptions } from './taskRunner.js';
@@ -123,4 +125,16 @@ export function assertFailedWith(run: TaskRun, pattern: RegExp): void {
   assert.match(run.errors[0], pattern);
   assert.ok(!run.errors[0].includes('\n'));
   assert.notEqual(run.exitCode, 0);
+}
+
+/** The core's registry session, in-process, as a fresh service principal with `role`, trusting the test CA. */
+export function coreSession(env: AcrEnvironment, role: 'push' | 'pull' = 'pull'): RegistrySession {
+  const principal = env.addServicePrincipal(role);
+  return openRegistrySession({
+    host: env.registryHost,
+    auth: { kind: 'azure', identity: { kind: 'clientSecret', authorityUrl: env.entra.authorityUrl, tenantId: env.entra.tenantId, clientId: principal.clientId, clientSecret: principal.clientSecret } },
+    transport: { caCertificates: [env.ca.caCertPem] },
+    logger: silentLogger,
+    secrets: { register() {} },
+  });
 }

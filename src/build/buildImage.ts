@@ -1,0 +1,148 @@
+// The PrivateAcrBuildImage task without Azure DevOps: choose the builder for the Dockerfile, build,
+// push (blobs first, tags last) and optionally write an OCI layout.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { openRegistrySession, type RegistrySessionOptions } from '../acr/session.js';
+import { InputError, UserError } from '../errors.js';
+import { formatBytes } from '../log.js';
+import { pushImage, readTaggedLayers, type PushResult } from '../oci/push.js';
+import { assembleImage, writeAssembledLayout, type BuildDefinition } from './assemble.js';
+import { formatImageName } from './baseImage.js';
+import { formatPlatform, hostPlatform } from './imageConfig.js';
+import type { BuildSecret } from './options.js';
+import { checkBaseRegistries, pushSource, RegistryImageReader } from './registryImages.js';
+import { planBuild, type Blocker } from './stages.js';
+
+export type BuilderChoice = 'auto' | 'assemble' | 'buildkit';
+
+/** Where and how the BuildKit builder reaches its daemon (the `buildkit*`, `cacheRepository` and `buildSecrets` inputs). */
+export interface BuildkitSettings {
+  /** `tcp://host:port` of the daemon. */
+  address?: string;
+  /** Folder with ca.pem, cert.pem and key.pem. */
+  certificates?: string;
+  cacheRepository?: string;
+  secrets: BuildSecret[];
+}
+
+/**
+ * `auto` takes assemble when nothing the target needs requires a runtime, else BuildKit when the
+ * pipeline gave a daemon's address; otherwise the first such step is the error.
+ */
+export function chooseBuilder(choice: BuilderChoice, blockers: Blocker[], buildkit: BuildkitSettings): 'assemble' | 'buildkit' {
+  const wanted = choice === 'auto' ? (blockers.length === 0 ? 'assemble' : buildkit.address ? 'buildkit' : 'assemble') : choice;
+  if (wanted === 'buildkit') {
+    const why = choice === 'auto' ? `${blockers[0].where}: ${blockers[0].reason}; ` : '';
+    throw new UserError(`${why}Input 'builder': the BuildKit builder is not available yet in this version of the task; use builder: assemble with a Dockerfile whose steps need no runtime (run RUN steps in a script step before this task).`);
+  }
+  return wanted;
+}
+
+export interface BuildContainerImageOptions extends RegistrySessionOptions, BuildDefinition {
+  repository: string;
+  tags: string[];
+  builder: BuilderChoice;
+  buildkit: BuildkitSettings;
+  /** Also write the image as an OCI layout here. */
+  outputPath?: string;
+  /** Private scratch space (compressed layers, base files); a folder is made inside and removed. */
+  tempDir: string;
+  /** Layers compressed and blobs uploaded at once. Default 4. */
+  concurrency?: number;
+  /** Where diff_ids of earlier builds are remembered (a folder that outlives the job). Default: nowhere. */
+  cacheFile?: string;
+}
+
+export interface BuildContainerImageResult extends PushResult {
+  /** `registry/repository@digest`. */
+  imageRef: string;
+  builder: 'assemble' | 'buildkit';
+  platforms: string[];
+  /** The base image of each platform (`name@digest`), when there is one. */
+  bases: string[];
+  /** Layers this build wrote and compressed (the rest were the base's, or unchanged since the last push). */
+  layersWritten: number;
+}
+
+/** The PrivateAcrBuildImage task without Azure DevOps. */
+export async function buildContainerImage(options: BuildContainerImageOptions): Promise<BuildContainerImageResult> {
+  const { logger } = options;
+  const started = Date.now();
+  const blockers = await inspectDockerfile(options);
+  const builder = chooseBuilder(options.builder, blockers, options.buildkit);
+  const work = await mkdtemp(join(options.tempDir, 'build-image-'));
+  const session = openRegistrySession(options);
+  try {
+    const reader = new RegistryImageReader(session, work);
+    const repository = session.client.repository(options.repository, 'push');
+    // A rebuild finds the layers the tags point at now by diff_id; outputPath needs every layer's bytes.
+    const tagged = options.outputPath ? undefined : readTaggedLayers(repository, options.tags, logger);
+    const built = await assembleImage({
+      dockerfile: options.dockerfile,
+      context: options.context,
+      buildArgs: options.buildArgs,
+      target: options.target,
+      platforms: options.platforms,
+      labels: options.labels,
+      sourceDateEpoch: options.sourceDateEpoch,
+      reader,
+      tempDir: work,
+      logger,
+      concurrency: options.concurrency,
+      knownLayer: tagged && (async (diffId) => (await tagged).get(diffId)),
+      cacheFile: options.cacheFile,
+    });
+    try {
+      checkBaseRegistries(built, options.host);
+      if (options.outputPath) {
+        await writeAssembledLayout(built, reader, options.outputPath, options.tags[0]);
+        logger.info(`Wrote the image as an OCI layout to ${options.outputPath}`);
+      }
+      logger.info(`Pushing ${built.root.digest} to ${options.host}/${options.repository} (tags: ${options.tags.join(', ')})`);
+      const result = await pushImage({ client: session.client, repository: options.repository, root: pushSource(built), tags: options.tags, concurrency: options.concurrency, logger });
+      const imageRef = `${options.host}/${options.repository}@${result.digest}`;
+      logger.info(
+        `Built and pushed ${imageRef} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted from the base, ${result.blobsSkipped} already present`,
+      );
+      return {
+        ...result,
+        durationMs: Date.now() - started,
+        imageRef,
+        builder,
+        platforms: options.platforms.map(formatPlatform),
+        bases: built.images.filter((image) => image.base).map((image) => `${formatImageName({ ...image.base!.name, digest: undefined })}@${image.base!.digest}`),
+        layersWritten: built.builtLayers.size,
+      };
+    } finally {
+      await built.close();
+    }
+  } finally {
+    await session.close();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** The steps the target needs that assemble cannot do, read from the Dockerfile alone. */
+async function inspectDockerfile(options: BuildContainerImageOptions): Promise<Blocker[]> {
+  const text = await readFile(options.dockerfile, 'utf8').catch(() => undefined);
+  if (text === undefined) throw new InputError('dockerfile', `${options.dockerfile} cannot be read; give the path of the Dockerfile.`);
+  return planBuild({ text, file: basename(options.dockerfile), buildArgs: options.buildArgs, target: options.target, platform: options.platforms[0], buildPlatform: hostPlatform() }).blockers;
+}
+
+/** The run summary attached to the pipeline run. */
+export function renderBuildSummary(result: BuildContainerImageResult): string {
+  const lines = [
+    '### Image built and pushed',
+    '',
+    '| | |',
+    '|---|---|',
+    `| Image | \`${result.imageRef}\` |`,
+    `| Tags | ${result.tags.map((tag) => `\`${tag}\``).join(', ')} |`,
+    `| Builder | ${result.builder} |`,
+    `| Platforms | ${result.platforms.join(', ')} |`,
+    ...(result.bases.length ? [`| Base | ${[...new Set(result.bases)].map((base) => `\`${base}\``).join('<br>')} |`] : []),
+    `| Layers | ${result.layersWritten} written; ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted, ${result.blobsSkipped} already in the registry |`,
+    `| Time | ${(result.durationMs / 1000).toFixed(1)} s |`,
+  ];
+  return `${lines.join('\n')}\n`;
+}

@@ -141,9 +141,10 @@ export async function benchScanImage(): Promise<BenchReport[]> {
     // machine happens to carry at that moment; its median is the figure the target is judged on.
     const paired = median(ours.samples.map((sample, round) => sample.seconds / trivy.samples[round].seconds));
     const size = (await stat(database)).size / MiB;
+    const unpacked = (await stat(join(database, '..', 'assets', 'trivy.db'))).size / MiB;
     return [
       {
-        title: `Scan a Debian image with a Node app from the registry, ${size.toFixed(0)} MiB database download, empty cache (${RUNS} runs each)`,
+        title: `Scan a Debian image with a Node app from the registry, a ${unpacked.toFixed(0)} MiB database (${size.toFixed(0)} MiB to download), empty cache (${RUNS} runs each)`,
         figures,
         targets: [{ claim: 'at most 1.1x plain trivy image', met: paired <= 1.1, detail: `task/trivy = ${paired.toFixed(2)} (median of the rounds' ratios; of the medians: ${ratio.toFixed(2)})` }],
       },

@@ -17,8 +17,8 @@ import { startRegistry, type RunningRegistry } from './registry.js';
 /** Where scripts/install-test-tools.sh puts the clients it builds from Go modules. */
 const TEST_TOOLS_BIN_DIR = fileURLToPath(new URL('../../.cache/bin', import.meta.url));
 
-/** Path of helm or oras as built by scripts/install-test-tools.sh (skopeo comes from Debian, on PATH). */
-export function testToolPath(name: 'helm' | 'oras'): string {
+/** Path of a tool scripts/install-test-tools.sh builds from its Go module (skopeo comes from Debian, on PATH). */
+export function testToolPath(name: 'helm' | 'oras' | 'trivy' | 'trivy-db-fixture'): string {
   return path.join(TEST_TOOLS_BIN_DIR, name);
 }
 
@@ -98,6 +98,12 @@ export interface AcrEnvironment {
 export interface StartAcrEnvironmentOptions {
   /** Put the fault proxy in front of the registry. Default false. */
   withFaultProxy?: boolean;
+  /**
+   * Serve the token endpoints on the registry's origin, as ACR does (the realm is then the proxy's
+   * `/oauth2/token`; implies the proxy). Trivy refuses a loopback realm on another host:port.
+   * Default false.
+   */
+  tokenServerOnRegistryOrigin?: boolean;
   /** Relative upload Locations, as ACR sends them; see StartRegistryOptions. Default false. */
   relativeUrls?: boolean;
 }
@@ -117,10 +123,17 @@ export async function startAcrEnvironment(options: StartAcrEnvironmentOptions = 
     stoppers.push(() => entra.stop(), () => devops.stop());
     const tokenServer = await startAcrTokenServer({ ca, entra });
     stoppers.push(() => tokenServer.stop());
-    const registry = await startRegistry({ ca, tokenServer, dir: path.join(dir, 'registry'), relativeUrls: options.relativeUrls });
-    stoppers.push(() => registry.stop());
-    const proxy = options.withFaultProxy ? await startFaultProxy({ ca, target: registry.url }) : undefined;
+    // The proxy starts first when the registry's realm must name it.
+    let registryUrl = '';
+    const proxy =
+      options.withFaultProxy || options.tokenServerOnRegistryOrigin
+        ? await startFaultProxy({ ca, target: () => registryUrl, tokenServer: options.tokenServerOnRegistryOrigin ? tokenServer.url : undefined })
+        : undefined;
     if (proxy) stoppers.push(() => proxy.stop());
+    const realm = options.tokenServerOnRegistryOrigin ? `${proxy!.url}/oauth2/token` : undefined;
+    const registry = await startRegistry({ ca, tokenServer, realm, dir: path.join(dir, 'registry'), relativeUrls: options.relativeUrls });
+    stoppers.push(() => registry.stop());
+    registryUrl = registry.url;
     const registryHost = proxy?.host ?? registry.host;
 
     const certDir = path.join(dir, 'client-certs');

@@ -266,7 +266,7 @@ class BlobCopier {
 const RELAY_CHUNK = 512 * 1024;
 
 /** A source blob as upload content: each range the upload asks for is a ranged GET from the source. */
-function remoteBlob(source: RegistryRepository, blob: Descriptor): BlobContent {
+export function remoteBlob(source: RegistryRepository, blob: Descriptor): BlobContent {
   return {
     digest: blob.digest,
     size: blob.size,

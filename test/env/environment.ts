@@ -81,8 +81,12 @@ export interface AcrEnvironment {
   registryHost: string;
   /** An Entra app with a client secret, granted `role` on the registry. */
   addServicePrincipal(role: AcrRole, options?: AcrGrantOptions): ServicePrincipal;
-  /** The documented flow for a principal: Entra client credentials, then `/oauth2/exchange`; returns the ACR refresh token. */
-  acrRefreshToken(principal: ServicePrincipal): Promise<string>;
+  /**
+   * The documented flow for a principal: Entra client credentials, then `/oauth2/exchange`; returns
+   * the ACR refresh token for `service` (default this environment's registry; another registry
+   * started on the same token server has its own).
+   */
+  acrRefreshToken(principal: ServicePrincipal, service?: string): Promise<string>;
   /**
    * Files for skopeo/oras/helm: a new principal with `role`, its ACR refresh token in an auth file
    * under the `00000000-…` user (what `helm registry login` stores), and the test CA.
@@ -149,7 +153,7 @@ export async function startAcrEnvironment(options: StartAcrEnvironmentOptions = 
         tokenServer.addPrincipal(objectId, role, grantOptions);
         return { clientId, clientSecret, objectId };
       },
-      async acrRefreshToken(principal) {
+      async acrRefreshToken(principal, service = registry.service) {
         const entraResponse = await request(`${entra.url}/${entra.tenantId}/oauth2/v2.0/token`, {
           method: 'POST', ca: ca.caCertPem,
           ...formBody({ grant_type: 'client_credentials', client_id: principal.clientId, client_secret: principal.clientSecret, scope: `${ACR_ENTRA_AUDIENCE}/.default` }),
@@ -158,7 +162,7 @@ export async function startAcrEnvironment(options: StartAcrEnvironmentOptions = 
         const { access_token: accessToken } = JSON.parse(entraResponse.body) as { access_token: string };
         const exchange = await request(`${tokenServer.url}/oauth2/exchange`, {
           method: 'POST', ca: ca.caCertPem,
-          ...formBody({ grant_type: 'access_token', service: registry.service, tenant: entra.tenantId, access_token: accessToken }),
+          ...formBody({ grant_type: 'access_token', service, tenant: entra.tenantId, access_token: accessToken }),
         });
         if (exchange.status !== 200) throw new Error(`ACR token server refused the exchange: ${exchange.status} ${exchange.body}`);
         return (JSON.parse(exchange.body) as { refresh_token: string }).refresh_token;

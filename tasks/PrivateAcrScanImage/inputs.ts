@@ -1,30 +1,21 @@
 import { join } from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task.js';
-import type { RegistryAuth } from '../../src/acr/session.js';
 import { InputError } from '../../src/errors.js';
 import { parseImageReference, parseRegistryHost, type ImageReference } from '../../src/oci/reference.js';
-import type { Severity } from '../../src/scan/findings.js';
 import { parseFailOn } from '../../src/scan/gate.js';
 import type { ScanImageOptions } from '../../src/scan/scanImage.js';
 import { agentTempDirectory } from '../common/host.js';
 import { durationInput, optionalInput } from '../common/inputs.js';
 import { readRegistryAuth } from '../common/registryAuth.js';
 
-/** The task.json inputs of PrivateAcrScanImage@1, validated. Names match task.json exactly. */
-export interface ScanImageInputs {
-  auth: RegistryAuth;
-  registry: string;
-  subject: ScanImageOptions['subject'];
-  databaseRepository: ImageReference;
-  javaDatabaseRepository: ImageReference;
-  failOn: Severity[];
-  ignoreUnfixed: boolean;
-  ignoreFile?: string;
-  maxDatabaseAgeMs: number;
-  reportPath: string;
-  /** Not an input: the JUnit report beside the SARIF one. */
-  junitPath: string;
-}
+/**
+ * The task.json inputs of PrivateAcrScanImage@1, validated, as the scan takes them (the JUnit
+ * report's path is not an input: it goes beside the SARIF one).
+ */
+export type ScanImageInputs = Pick<
+  ScanImageOptions,
+  'auth' | 'registry' | 'subject' | 'databaseRepository' | 'javaDatabaseRepository' | 'failOn' | 'ignoreUnfixed' | 'ignoreFile' | 'maxDatabaseAgeMs' | 'reportPath' | 'junitPath'
+>;
 
 export function readInputs(): ScanImageInputs {
   const registry = parseRegistryHost(tl.getInput('registry', true)!);

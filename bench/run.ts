@@ -5,13 +5,17 @@ import { printReport, type BenchReport } from './harness.js';
 import { benchBuildImage } from './buildImage.js';
 import { benchDeploy } from './deploy.js';
 import { benchPushChart } from './pushChart.js';
+import { benchImportImage } from './importImage.js';
 import { benchPushImage } from './pushImage.js';
+import { benchScanImage } from './scanImage.js';
 
 const benchmarks: Record<string, () => Promise<BenchReport[]>> = {
   'push-image': benchPushImage,
   'build-image': benchBuildImage,
   'push-chart': benchPushChart,
   deploy: benchDeploy,
+  'import-image': benchImportImage,
+  'scan-image': benchScanImage,
 };
 
 const wanted = process.argv.slice(2);

@@ -90,7 +90,7 @@ export const agentPoolStep: DemoStep = {
         summaries: [],
         maskedOutput: lines.join('\n'),
         registeredSecrets: [],
-        tempFilesLeft: [],
+        tempFilesLeft: [], testResults: [],
       } satisfies TaskRun;
     } finally {
       for (const cleanup of cleanups) await cleanup();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Go-built tools the tests run into .cache/bin/, at the versions of
 # agent-image/versions.env (the list the agent image ships from): helm and oras,
-# BuildKit (buildkitd, buildctl), trivy, the Kubernetes control plane (kube-apiserver,
+# BuildKit (buildkitd, buildctl), trivy and the test vulnerability database writer
+# (trivy-db-fixture), the Kubernetes control plane (kube-apiserver,
 # kube-controller-manager, kubectl, etcd) and the KEDA operator. Modules whose go.mod
 # uses `replace` or `exclude` build through a wrapper module under scripts/tools/<name>,
 # whose go.mod must require the pinned version (checked here).
@@ -76,6 +77,19 @@ if [[ $(reported_version trivy --version) != "Version: ${TRIVY_VERSION#v}" ]]; t
     "github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION"
 fi
 
+# The test vulnerability database writer (scripts/tools/trivy-db-fixture) must pin trivy-db at the
+# version the pinned trivy requires, so the database it writes has the schema that trivy reads. It
+# is ours, so its cached build is known current by a hash of its source stamped into it.
+go mod download "github.com/aquasecurity/trivy@$TRIVY_VERSION"
+trivy_db_version=$(awk '$1 == "github.com/aquasecurity/trivy-db" { print $2 }' "$(go env GOMODCACHE)/cache/download/github.com/aquasecurity/trivy/@v/$TRIVY_VERSION.mod")
+[[ -n $trivy_db_version ]] || fail "cannot read which trivy-db trivy $TRIVY_VERSION requires"
+wrapper_pins trivy-db-fixture github.com/aquasecurity/trivy-db "$trivy_db_version"
+fixture_source=$(cat "$tools_dir/trivy-db-fixture/go.mod" "$tools_dir/trivy-db-fixture/go.sum" "$tools_dir/trivy-db-fixture/main.go" | sha256sum | cut -c1-16)
+if [[ $(reported_version trivy-db-fixture -version) != "trivy-db-fixture $fixture_source" ]]; then
+  echo "install-go-tools: building trivy-db-fixture (trivy-db $trivy_db_version)"
+  (cd "$tools_dir/trivy-db-fixture" && go build -trimpath -ldflags "-s -w -X main.sourceHash=$fixture_source" -o "$bin_dir/trivy-db-fixture" .)
+fi
+
 # Kubernetes takes its version from ldflags (hack/lib/version.sh does the same for release builds);
 # without them `--version` says v0.0.0-master. k8s.io/kubernetes points its staging modules at
 # ./staging with `replace`, so it builds through scripts/tools/kube.
@@ -127,8 +141,9 @@ fi
 [[ $(reported_version oras version) =~ ${ORAS_VERSION#v}$ ]] || fail "$bin_dir/oras does not report $ORAS_VERSION"
 [[ $(reported_version buildctl --version) == *" $BUILDKIT_VERSION "* ]] || fail "$bin_dir/buildctl does not report $BUILDKIT_VERSION"
 [[ $(reported_version trivy --version) == "Version: ${TRIVY_VERSION#v}" ]] || fail "$bin_dir/trivy does not report $TRIVY_VERSION"
+[[ $(reported_version trivy-db-fixture -version) == "trivy-db-fixture $fixture_source" ]] || fail "$bin_dir/trivy-db-fixture is not built from scripts/tools/trivy-db-fixture"
 "$bin_dir/kube-apiserver" --version >/dev/null || fail "$bin_dir/kube-apiserver does not run"
 "$bin_dir/etcd" --version >/dev/null || fail "$bin_dir/etcd does not run"
 [[ $(keda_built_version) == "$KEDA_VERSION" ]] || fail "$bin_dir/keda-operator is not KEDA $KEDA_VERSION"
-echo "install-go-tools: helm $HELM_VERSION, oras $ORAS_VERSION, BuildKit $BUILDKIT_VERSION, trivy $TRIVY_VERSION, Kubernetes $KUBECTL_VERSION, etcd $ETCD_VERSION and KEDA $KEDA_VERSION are in $bin_dir"
+echo "install-go-tools: helm $HELM_VERSION, oras $ORAS_VERSION, BuildKit $BUILDKIT_VERSION, trivy $TRIVY_VERSION (and trivy-db-fixture), Kubernetes $KUBECTL_VERSION, etcd $ETCD_VERSION and KEDA $KEDA_VERSION are in $bin_dir"
 

@@ -12,7 +12,7 @@ import { formatImageName } from './baseImage.js';
 import { formatPlatform, hostPlatform } from './imageConfig.js';
 import { buildWithBuildkit, type BuildkitSettings } from './buildkitBuild.js';
 import type { BuildSteps } from './buildkitProgress.js';
-import { checkBaseRegistries, pushSource, RegistryImageReader } from './registryImages.js';
+import { pushSource, RegistryImageReader } from './registryImages.js';
 import { planBuild, type Blocker } from './stages.js';
 
 export type BuilderChoice = 'auto' | 'assemble' | 'buildkit';
@@ -100,13 +100,12 @@ export async function buildContainerImage(options: BuildContainerImageOptions): 
       cacheFile: options.cacheFile,
     });
     try {
-      checkBaseRegistries(built, options.host);
       if (options.outputPath) {
         await writeAssembledLayout(built, reader, options.outputPath, options.tags[0]);
         logger.info(`Wrote the image as an OCI layout to ${options.outputPath}`);
       }
       logger.info(`Pushing ${built.root.digest} to ${options.host}/${options.repository} (tags: ${options.tags.join(', ')})`);
-      const result = await pushImage({ client: session.client, repository: options.repository, root: pushSource(built), tags: options.tags, concurrency: options.concurrency, logger });
+      const result = await pushImage({ client: session.client, repository: options.repository, root: pushSource(built, session), tags: options.tags, concurrency: options.concurrency, logger });
       const imageRef = `${options.host}/${options.repository}@${result.digest}`;
       logger.info(
         `Built and pushed ${imageRef} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted from the base, ${result.blobsSkipped} already present`,

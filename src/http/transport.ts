@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { Duplex, Readable, Writable } from 'node:stream';
+import { PassThrough, Readable, type Duplex, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import { ConnectionError, HttpError, TimeoutError, UserError } from '../errors.js';
@@ -88,6 +88,14 @@ export interface HttpResponse {
   json<T>(): Promise<T>;
 }
 
+/**
+ * An answer whose body is not read yet: `body` streams it. A connection that drops or goes silent
+ * in the middle destroys `body` with a transient ConnectionError (TimeoutError for silence).
+ */
+export interface StreamedResponse extends HttpResponse {
+  body: Readable;
+}
+
 const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
@@ -143,6 +151,25 @@ export class HttpTransport {
    * Runs an operation made of several requests (a resumable upload) under this transport's retry
    * policy, as one budget; its requests go out with `retry: false`, so nothing retries inside it.
    */
+  /**
+   * A GET whose 2xx answer is streamed instead of read whole (a blob on its way to another
+   * registry). It is tried like send() until the headers of an answer arrive, redirects followed;
+   * what happens to the body after that is the caller's to recover from, e.g. with a Range request
+   * for the rest. Answers other than 2xx are read whole, and `body` replays them.
+   */
+  stream(req: Omit<HttpRequest, 'method' | 'body' | 'maxResponseBytes'>): Promise<StreamedResponse> {
+    const streamed = { ...req, method: 'GET' as const };
+    const withBody = async (answer: HttpResponse): Promise<StreamedResponse> =>
+      'body' in answer ? (answer as StreamedResponse) : { ...answer, body: Readable.from([await answer.bytes()]) };
+    if (req.retry === false) return this.attempt(streamed, true).then(withBody);
+    const url = new URL(req.url);
+    return retry(async () => withBody(await this.attempt(streamed, true)), {
+      ...this.retryPolicy,
+      what: `${req.endpoint ? `${req.endpoint} ` : ''}${url.host} (GET ${url.pathname})`,
+      logger: this.logger,
+    });
+  }
+
   retrying<T>(what: string, operation: (attempt: RetryAttempt) => Promise<T>, isRetryable?: (error: unknown) => boolean): Promise<T> {
     return retry(operation, { ...this.retryPolicy, what, logger: this.logger, isRetryable });
   }
@@ -152,13 +179,13 @@ export class HttpTransport {
     return Promise.resolve();
   }
 
-  private async attempt(req: HttpRequest): Promise<HttpResponse> {
+  private async attempt(req: HttpRequest, streamBody = false): Promise<HttpResponse> {
     let url = new URL(req.url);
     let headers: HttpHeaders = { 'user-agent': this.userAgent, ...req.headers };
     const follow = (req.followRedirects ?? true) && (req.method === 'GET' || req.method === 'HEAD');
     const maxBytes = req.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     for (let hop = 0; ; hop++) {
-      const response = await this.once(req.method, url, headers, req.body, maxBytes, req.saveTo);
+      const response = await this.once(req.method, url, headers, req.body, maxBytes, streamBody, req.saveTo);
       const location = response.headers.location;
       if (follow && REDIRECT_STATUSES.has(response.status) && location && hop < MAX_REDIRECTS) {
         const next = new URL(location, url);
@@ -186,17 +213,40 @@ export class HttpTransport {
     return bypassed ? this.direct : this.proxied;
   }
 
-  /** One exchange on the wire, answer read whole; connect and idle timeouts become TimeoutErrors. */
-  private once(method: HttpRequest['method'], url: URL, headers: HttpHeaders, body: HttpRequest['body'], maxBytes: number, saveTo?: () => Writable): Promise<HttpResponse> {
+  /**
+   * One exchange on the wire, answer read whole — or, with `streamBody`, a 2xx answer handed over
+   * as it starts, or with `saveTo` a 200 answer written there; connect and idle timeouts become
+   * TimeoutErrors.
+   */
+  private once(
+    method: HttpRequest['method'],
+    url: URL,
+    headers: HttpHeaders,
+    body: HttpRequest['body'],
+    maxBytes: number,
+    streamBody = false,
+    saveTo?: () => Writable,
+  ): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
       const client = url.protocol === 'http:' ? http : https;
       const request = client.request(url, { method, headers, agent: this.agentFor(url) });
       let settled = false;
+      // Once a streamed body is handed over, failures are that stream's.
+      let streaming: PassThrough | undefined;
+      let streamComplete = false;
       const fail = (error: unknown) => {
+        const described = error instanceof UserError ? error : describeNetworkError(error, url);
+        if (streaming) {
+          // After the whole body arrived nothing can fail it any more.
+          if (streamComplete || streaming.destroyed) return;
+          request.destroy();
+          streaming.destroy(described);
+          return;
+        }
         if (settled) return;
         settled = true;
         request.destroy();
-        reject(error instanceof UserError ? error : describeNetworkError(error, url));
+        reject(described);
       };
       request.once('error', fail);
       request.setTimeout(this.idleTimeoutMs, () =>
@@ -218,7 +268,23 @@ export class HttpTransport {
         socket.once('close', () => clearTimeout(timer));
       });
       request.once('response', (response) => {
-        if (saveTo && response.statusCode === 200) {
+        const status = response.statusCode ?? 0;
+        if (streamBody && status >= 200 && status < 300) {
+          settled = true;
+          const stream = new PassThrough();
+          streaming = stream;
+          response.once('end', () => (streamComplete = true));
+          response.once('error', fail);
+          response.once('aborted', () => fail(Object.assign(new Error('the connection closed in the middle of the answer'), { code: 'ECONNRESET' })));
+          // A consumer that gives up (destroys the stream) closes the connection too.
+          stream.once('close', () => {
+            if (!response.complete) request.destroy();
+          });
+          response.pipe(stream);
+          resolve(streamedResponse(response, url, stream));
+          return;
+        }
+        if (saveTo && status === 200) {
           const sink = saveTo();
           response.once('aborted', () => fail(Object.assign(new Error('the connection closed in the middle of the answer'), { code: 'ECONNRESET' })));
           pipeline(response, sink).then(
@@ -329,6 +395,22 @@ class TunnelingAgent extends https.Agent {
     tunnel.end();
     return undefined;
   }
+}
+
+function streamedResponse(response: http.IncomingMessage, url: URL, body: PassThrough): StreamedResponse {
+  const headers: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(response.headers)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  let read: Promise<Buffer> | undefined;
+  const bytes = () => (read ??= (async () => Buffer.concat(await body.toArray()))());
+  return {
+    status: response.statusCode ?? 0,
+    headers,
+    url,
+    body,
+    bytes,
+    text: async () => (await bytes()).toString('utf8'),
+    json: async <T>() => JSON.parse((await bytes()).toString('utf8')) as T,
+  };
 }
 
 function bufferedResponse(response: http.IncomingMessage, url: URL, body: Buffer): HttpResponse {

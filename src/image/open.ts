@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -8,6 +8,7 @@ import { loadDockerArchive } from './dockerArchive.js';
 import { folderFiles, loadLayout, tarFiles } from './layout.js';
 import type { ManifestSource } from '../oci/content.js';
 import { indexTar } from '../archive/tar.js';
+import { isGzip } from '../archive/gzip.js';
 
 export interface OpenImageOptions {
   /** Where .tar.gz inputs are unpacked; a private folder is made inside. */
@@ -77,16 +78,5 @@ export async function openImage(path: string, options: OpenImageOptions): Promis
   } catch (error) {
     await close();
     throw error;
-  }
-}
-
-async function isGzip(path: string): Promise<boolean> {
-  const file = await open(path, 'r');
-  try {
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await file.read(head, 0, 2, 0);
-    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
-  } finally {
-    await file.close();
   }
 }

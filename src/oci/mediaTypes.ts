@@ -22,6 +22,7 @@ export interface Descriptor {
   annotations?: Record<string, string>;
   platform?: { architecture: string; os: string; variant?: string };
   urls?: string[];
+  artifactType?: string;
 }
 
 export interface ImageManifest {
@@ -30,13 +31,16 @@ export interface ImageManifest {
   artifactType?: string;
   config: Descriptor;
   layers: Descriptor[];
+  /** The manifest this one refers to (a signature, an SBOM): image-spec 1.1. */
+  subject?: Descriptor;
   annotations?: Record<string, string>;
 }
-
 
 export interface ImageIndex {
   schemaVersion: 2;
   mediaType?: string;
+  artifactType?: string;
   manifests: Descriptor[];
+  subject?: Descriptor;
   annotations?: Record<string, string>;
 }

@@ -76,9 +76,12 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
  * registry refuses a tag (ACR's locked tags, a scope map without that tag), the tags already moved
  * are put back, and a tag that did not exist before is removed where the registry allows it.
  */
-async function moveTags(repository: RegistryRepository, tags: string[], root: RenderedManifest, logger: Logger): Promise<void> {
+export async function moveTags(repository: RegistryRepository, tags: string[], root: RenderedManifest, logger: Logger): Promise<void> {
   // One tag is one PUT, which the registry applies whole or not at all.
-  if (tags.length === 1) return repository.putManifest(tags[0], root);
+  if (tags.length === 1) {
+    await repository.putManifest(tags[0], root);
+    return;
+  }
   const before = new Map<string, StoredManifest | undefined>();
   await Promise.all(tags.map(async (tag) => before.set(tag, await repository.getManifest(tag))));
   const changing = tags.filter((tag) => before.get(tag)?.digest !== root.digest);
@@ -219,20 +222,20 @@ const MiB = 1024 * 1024;
 const MAX_CONFIG_BYTES = 16 * MiB;
 
 /** Logs bytes sent at most once per interval, so long uploads show they are alive. */
-class Progress {
+export class Progress {
   bytes = 0;
   private total = 0;
   private readonly timer: NodeJS.Timeout;
   private lastReported = 0;
   private readonly started = Date.now();
 
-  constructor(logger: Logger, intervalMs: number) {
+  constructor(logger: Logger, intervalMs: number, verb = 'Uploaded') {
     this.timer = setInterval(() => {
       if (this.bytes === this.lastReported) return;
       this.lastReported = this.bytes;
       const seconds = (Date.now() - this.started) / 1000;
       const of = this.total > this.bytes ? ` of at least ${(this.total / MiB).toFixed(1)}` : '';
-      logger.info(`Uploaded ${(this.bytes / MiB).toFixed(1)}${of} MiB so far (${(this.bytes / MiB / seconds).toFixed(1)} MiB/s)`);
+      logger.info(`${verb} ${(this.bytes / MiB).toFixed(1)}${of} MiB so far (${(this.bytes / MiB / seconds).toFixed(1)} MiB/s)`);
     }, intervalMs);
     this.timer.unref();
   }

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { AuthenticationError, ContentError, HttpError, UserError } from '../errors.js';
-import { errorDetail, type HttpHeaders, type HttpRequest, type HttpResponse, type HttpTransport } from '../http/transport.js';
+import { errorDetail, type HttpHeaders, type HttpRequest, type HttpResponse, type HttpTransport, type StreamedResponse } from '../http/transport.js';
 import { isTransient, type RetryAttempt } from '../http/retry.js';
 import type { Logger } from '../log.js';
 import { tap } from '../streams.js';
 import { parseBearerChallenge, type BearerChallenge } from './challenge.js';
 import type { BlobContent, RenderedManifest } from './content.js';
+import { OCI_INDEX, type Descriptor, type ImageIndex } from './mediaTypes.js';
 import type { RegistryTokenProvider } from './tokens.js';
 
 export interface RegistryClientOptions {
@@ -77,12 +78,21 @@ export class RegistryClient {
    * repeated (with a fresh body), as the ACR docs ask; a second 401 is a permission problem.
    * `retry: false` leaves recovering from failures to the caller (a resumable upload).
    */
-  async request(request: HttpRequest, scopes: readonly string[], doing: string): Promise<HttpResponse> {
+  request(request: HttpRequest, scopes: readonly string[], doing: string): Promise<HttpResponse> {
+    return this.authorized(request, scopes, doing, (authorized) => this.options.http.send(authorized));
+  }
+
+  /** A GET whose 2xx answer streams (see HttpTransport.stream), with the same token handling as request(). */
+  requestStream(request: Omit<HttpRequest, 'method' | 'body'>, scopes: readonly string[], doing: string): Promise<StreamedResponse> {
+    return this.authorized({ ...request, method: 'GET' }, scopes, doing, (authorized) => this.options.http.stream(authorized));
+  }
+
+  private async authorized<T extends HttpResponse>(request: HttpRequest, scopes: readonly string[], doing: string, send: (request: HttpRequest) => Promise<T>): Promise<T> {
     let challenge = await this.challenge();
     for (let attempt = 1; ; attempt++) {
       const headers: HttpHeaders = { ...request.headers };
       if (challenge) headers.authorization = `Bearer ${await this.options.tokens.accessToken(challenge, scopes)}`;
-      const response = await this.options.http.send({ ...request, headers, endpoint: 'the registry' });
+      const response = await send({ ...request, headers, endpoint: 'the registry' });
       if (response.status !== 401) return response;
       const fresh = parseBearerChallenge(response.headers['www-authenticate']);
       if (attempt >= 2 || !fresh) {
@@ -192,12 +202,42 @@ export class RegistryRepository {
     return { mediaType: (response.headers['content-type'] ?? '').split(';')[0].trim(), bytes, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
   }
 
+  /**
+   * The digest a tag (or digest) resolves to, from a HEAD (distribution-spec "Checking if content
+   * exists"), or undefined when there is nothing under that name. Registries that leave out
+   * Docker-Content-Digest are asked with a GET instead.
+   */
+  async manifestDigest(reference: string): Promise<string | undefined> {
+    const doing = `checking manifest ${reference} of ${this.name}`;
+    const response = await this.request({ method: 'HEAD', url: this.url(`manifests/${reference}`), headers: { accept: MANIFEST_TYPES.join(', ') } }, doing);
+    if (response.status === 404) return undefined;
+    if (response.status !== 200) throw await this.client.failure(response, doing);
+    return response.headers['docker-content-digest'] ?? (await this.getManifest(reference))?.digest;
+  }
+
   /** GETs a small blob (an image config) into memory, following ACR's redirect to its data endpoint. */
   async readBlob(digest: string, maxBytes: number): Promise<Buffer> {
     const doing = `reading blob ${digest} of ${this.name}`;
     const response = await this.request({ method: 'GET', url: this.url(`blobs/${digest}`), maxResponseBytes: maxBytes }, doing);
     if (response.status !== 200) throw await this.client.failure(response, doing);
     return response.bytes();
+  }
+
+  /**
+   * The bytes [start, end) of a blob of `size` bytes, streamed (distribution-spec "Fetching blobs";
+   * a Range header unless the whole blob is asked for; ACR's redirect to its data endpoint is
+   * followed). A registry that ignores Range and sends the whole blob still yields just the range.
+   */
+  async openBlob(digest: string, start: number, end: number, size: number): Promise<Readable> {
+    const doing = `reading blob ${digest} of ${this.name}`;
+    const partial = start > 0 || end < size;
+    const headers: HttpHeaders = partial ? { range: `bytes=${start}-${end - 1}` } : {};
+    const response = await this.client.requestStream({ url: this.url(`blobs/${digest}`), headers }, this.scopes, doing);
+    if (response.status === 206 && partial) return response.body;
+    if (response.status === 200) return partial ? response.body.pipe(byteRange(start, end)) : response.body;
+    response.body.resume();
+    if (response.status === 404) throw new HttpError(`The registry ${this.client.host} has no blob ${digest} in ${this.name}, though a manifest there names it (BLOB_UNKNOWN).`, 404);
+    throw await this.client.failure(response, doing);
   }
 
   /**
@@ -234,8 +274,33 @@ export class RegistryRepository {
     return false;
   }
 
-  /** PUTs a manifest under a tag or digest and checks the registry computed the digest we did. */
-  async putManifest(reference: string, manifest: StoredManifest): Promise<void> {
+  /**
+   * Manifests whose `subject` is `digest` (distribution-spec 1.1 "Listing referrers"), all pages;
+   * undefined when the registry has no referrers API (it answers 404, as distribution 2.8 does):
+   * then referrers are found under the tag `sha256-<hex>` (the spec's referrers tag schema).
+   */
+  async referrers(digest: string): Promise<Descriptor[] | undefined> {
+    const doing = `listing the referrers of ${digest} in ${this.name}`;
+    const found: Descriptor[] = [];
+    let url: URL | undefined = this.url(`referrers/${digest}`);
+    while (url) {
+      const response = await this.request({ method: 'GET', url, headers: { accept: OCI_INDEX }, maxResponseBytes: MAX_MANIFEST_BYTES }, doing);
+      if (response.status === 404 && found.length === 0) return undefined;
+      if (response.status !== 200) throw await this.client.failure(response, doing);
+      const index = (await response.json<Partial<ImageIndex>>()) ?? {};
+      found.push(...(Array.isArray(index.manifests) ? index.manifests : []));
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers.link ?? '')?.[1];
+      url = next ? this.client.url(next) : undefined;
+    }
+    return found;
+  }
+
+  /**
+   * PUTs a manifest under a tag or digest and checks the registry computed the digest we did.
+   * `subjectIndexed`: the registry answered `OCI-Subject`, so it lists this manifest as a referrer of
+   * its subject itself; otherwise a client keeps the referrers tag up to date.
+   */
+  async putManifest(reference: string, manifest: StoredManifest): Promise<{ subjectIndexed: boolean }> {
     const doing = `storing manifest ${reference} in ${this.name}`;
     const response = await this.request(
       {
@@ -251,6 +316,7 @@ export class RegistryRepository {
     if (stored && stored !== manifest.digest) {
       throw new ContentError(`The registry stored manifest ${reference} of ${this.name} as ${stored}, not ${manifest.digest}: it rewrote the manifest.`);
     }
+    return { subjectIndexed: response.headers['oci-subject'] !== undefined };
   }
 
   /**
@@ -420,6 +486,21 @@ export class RegistryRepository {
     // Location may be relative; its query string (upload state on some registries) is kept.
     return this.client.url(location);
   }
+}
+
+/** Passes on bytes [start, end) of what flows through, for a registry that answered a Range request with the whole blob. */
+function byteRange(start: number, end: number): Transform {
+  let position = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const from = Math.max(0, start - position);
+      const to = Math.min(chunk.length, end - position);
+      position += chunk.length;
+      if (to > from) this.push(chunk.subarray(from, to));
+      if (position >= end) this.push(null);
+      done();
+    },
+  });
 }
 
 /** Where an upload stands: the URL for its next request, and how many bytes the registry holds. */

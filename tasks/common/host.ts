@@ -29,8 +29,12 @@ export function agentTransportOptions(): TransportOptions {
   return options;
 }
 
-/** The agent's temp folder, wiped after every job; the OS temp folder outside an agent. */
-function agentTempDirectory(): string {
+/**
+ * The agent's temp folder, wiped after every job; the OS temp folder outside an agent. For files
+ * the agent reads after the task ends (summaries, test results, reports); everything else goes in
+ * taskTempDirectory().
+ */
+export function agentTempDirectory(): string {
   return tl.getVariable('Agent.TempDirectory') ?? process.env.RUNNER_TEMP ?? '/tmp';
 }
 

@@ -28,12 +28,12 @@ export function wholeNumberInput(name: string, fallback: number, min: number, ma
   return number;
 }
 
-/** `300`, `300s`, `5m`, `72h`, `1h30m` → seconds; `fallback` (in the same notation) when empty. */
+/** `300`, `300s`, `5m`, `72h`, `1h30m`, `3d` → seconds; `fallback` (in the same notation) when empty. */
 export function durationInput(name: string, fallback: string): number {
   const value = optionalInput(name) ?? fallback;
   if (/^\d+$/.test(value)) return Number(value);
-  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(value);
-  const seconds = match ? Number(match[1] ?? 0) * 3600 + Number(match[2] ?? 0) * 60 + Number(match[3] ?? 0) : NaN;
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new InputError(name, `'${value}' is not a duration; write seconds or a value such as 5m, 72h or 1h30m.`);
+  const match = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(value);
+  const seconds = match ? Number(match[1] ?? 0) * 86400 + Number(match[2] ?? 0) * 3600 + Number(match[3] ?? 0) * 60 + Number(match[4] ?? 0) : NaN;
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new InputError(name, `'${value}' is not a duration; write seconds or a value such as 5m, 72h, 3d or 1h30m.`);
   return seconds;
 }

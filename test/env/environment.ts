@@ -17,8 +17,8 @@ import { startRegistry, type RunningRegistry } from './registry.js';
 /** Where scripts/install-test-tools.sh puts the clients it builds from Go modules. */
 const TEST_TOOLS_BIN_DIR = fileURLToPath(new URL('../../.cache/bin', import.meta.url));
 
-/** Path of helm or oras as built by scripts/install-test-tools.sh (skopeo comes from Debian, on PATH). */
-export function testToolPath(name: 'helm' | 'oras'): string {
+/** Path of a tool scripts/install-test-tools.sh builds from its Go module (skopeo comes from Debian, on PATH). */
+export function testToolPath(name: 'helm' | 'oras' | 'trivy' | 'trivy-db-fixture'): string {
   return path.join(TEST_TOOLS_BIN_DIR, name);
 }
 
@@ -81,8 +81,12 @@ export interface AcrEnvironment {
   registryHost: string;
   /** An Entra app with a client secret, granted `role` on the registry. */
   addServicePrincipal(role: AcrRole, options?: AcrGrantOptions): ServicePrincipal;
-  /** The documented flow for a principal: Entra client credentials, then `/oauth2/exchange`; returns the ACR refresh token. */
-  acrRefreshToken(principal: ServicePrincipal): Promise<string>;
+  /**
+   * The documented flow for a principal: Entra client credentials, then `/oauth2/exchange`; returns
+   * the ACR refresh token for `service` (default this environment's registry; another registry
+   * started on the same token server has its own).
+   */
+  acrRefreshToken(principal: ServicePrincipal, service?: string): Promise<string>;
   /**
    * Files for skopeo/oras/helm: a new principal with `role`, its ACR refresh token in an auth file
    * under the `00000000-…` user (what `helm registry login` stores), and the test CA.
@@ -98,6 +102,12 @@ export interface AcrEnvironment {
 export interface StartAcrEnvironmentOptions {
   /** Put the fault proxy in front of the registry. Default false. */
   withFaultProxy?: boolean;
+  /**
+   * Serve the token endpoints on the registry's origin, as ACR does (the realm is then the proxy's
+   * `/oauth2/token`; implies the proxy). Trivy refuses a loopback realm on another host:port.
+   * Default false.
+   */
+  tokenServerOnRegistryOrigin?: boolean;
   /** Relative upload Locations, as ACR sends them; see StartRegistryOptions. Default false. */
   relativeUrls?: boolean;
 }
@@ -117,10 +127,17 @@ export async function startAcrEnvironment(options: StartAcrEnvironmentOptions = 
     stoppers.push(() => entra.stop(), () => devops.stop());
     const tokenServer = await startAcrTokenServer({ ca, entra });
     stoppers.push(() => tokenServer.stop());
-    const registry = await startRegistry({ ca, tokenServer, dir: path.join(dir, 'registry'), relativeUrls: options.relativeUrls });
-    stoppers.push(() => registry.stop());
-    const proxy = options.withFaultProxy ? await startFaultProxy({ ca, target: registry.url }) : undefined;
+    // The proxy starts first when the registry's realm must name it.
+    let registryUrl = '';
+    const proxy =
+      options.withFaultProxy || options.tokenServerOnRegistryOrigin
+        ? await startFaultProxy({ ca, target: () => registryUrl, tokenServer: options.tokenServerOnRegistryOrigin ? tokenServer.url : undefined })
+        : undefined;
     if (proxy) stoppers.push(() => proxy.stop());
+    const realm = options.tokenServerOnRegistryOrigin ? `${proxy!.url}/oauth2/token` : undefined;
+    const registry = await startRegistry({ ca, tokenServer, realm, dir: path.join(dir, 'registry'), relativeUrls: options.relativeUrls });
+    stoppers.push(() => registry.stop());
+    registryUrl = registry.url;
     const registryHost = proxy?.host ?? registry.host;
 
     const certDir = path.join(dir, 'client-certs');
@@ -136,7 +153,7 @@ export async function startAcrEnvironment(options: StartAcrEnvironmentOptions = 
         tokenServer.addPrincipal(objectId, role, grantOptions);
         return { clientId, clientSecret, objectId };
       },
-      async acrRefreshToken(principal) {
+      async acrRefreshToken(principal, service = registry.service) {
         const entraResponse = await request(`${entra.url}/${entra.tenantId}/oauth2/v2.0/token`, {
           method: 'POST', ca: ca.caCertPem,
           ...formBody({ grant_type: 'client_credentials', client_id: principal.clientId, client_secret: principal.clientSecret, scope: `${ACR_ENTRA_AUDIENCE}/.default` }),
@@ -145,7 +162,7 @@ export async function startAcrEnvironment(options: StartAcrEnvironmentOptions = 
         const { access_token: accessToken } = JSON.parse(entraResponse.body) as { access_token: string };
         const exchange = await request(`${tokenServer.url}/oauth2/exchange`, {
           method: 'POST', ca: ca.caCertPem,
-          ...formBody({ grant_type: 'access_token', service: registry.service, tenant: entra.tenantId, access_token: accessToken }),
+          ...formBody({ grant_type: 'access_token', service, tenant: entra.tenantId, access_token: accessToken }),
         });
         if (exchange.status !== 200) throw new Error(`ACR token server refused the exchange: ${exchange.status} ${exchange.body}`);
         return (JSON.parse(exchange.body) as { refresh_token: string }).refresh_token;

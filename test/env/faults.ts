@@ -30,7 +30,9 @@ export type FaultAction =
   /** Answer the registry's own 401 challenge for this request, as when a token expired mid-push. */
   | { kind: 'expiredToken' }
   /** Take the request (its body included) and never answer, as an endpoint that hangs. */
-  | { kind: 'stall' };
+  | { kind: 'stall' }
+  /** Forward the request, relay the answer's headers and this many bytes of its body, then drop the connection (a download cut short). */
+  | { kind: 'cutResponse'; afterResponseBodyBytes: number };
 
 export type Fault = FaultMatch & FaultAction;
 
@@ -63,8 +65,17 @@ export interface ProxiedRequest {
 
 export interface StartFaultProxyOptions {
   ca: TestCa;
-  /** The upstream registry, e.g. `https://127.0.0.1:5000`; its certificate must come from `ca`. */
-  target: string;
+  /**
+   * The upstream registry, e.g. `https://127.0.0.1:5000`; its certificate must come from `ca`. A
+   * function when the registry starts after the proxy (its realm names the proxy).
+   */
+  target: string | (() => string);
+  /**
+   * Serve `/oauth2/*` from this token server (its certificate from `ca`), as ACR serves its token
+   * endpoints on the login server itself. Clients that insist on a realm on the registry's own
+   * host:port (Trivy, for loopback registries) need it. Default: no such route.
+   */
+  tokenServer?: string;
 }
 
 export interface FaultProxy {
@@ -111,7 +122,8 @@ interface ArmedFault {
 }
 
 export async function startFaultProxy(options: StartFaultProxyOptions): Promise<FaultProxy> {
-  const target = new URL(options.target);
+  const upstreamFor = (req: http.IncomingMessage) =>
+    new URL(options.tokenServer && req.url?.startsWith('/oauth2/') ? options.tokenServer : typeof options.target === 'string' ? options.target : options.target());
   const tls = await options.ca.issue(`fault-proxy-${randomUUID()}`, ['127.0.0.1', 'localhost']);
   const upstreamAgent = new https.Agent({ keepAlive: true, ca: options.ca.caCertPem });
   const armed: ArmedFault[] = [];
@@ -167,16 +179,31 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
   }
 
   function upstreamRequest(req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, onResponse: (res: http.IncomingMessage) => void): http.ClientRequest {
+    const target = upstreamFor(req);
     return https.request({
       protocol: target.protocol, hostname: target.hostname, port: target.port,
       method: req.method, path: req.url, headers, agent: upstreamAgent,
     }, onResponse);
   }
 
-  function relayResponse(upstream: http.IncomingMessage, res: http.ServerResponse, record: ProxiedRequest): void {
+  function relayResponse(upstream: http.IncomingMessage, res: http.ServerResponse, record: ProxiedRequest, cutAfter?: number): void {
     record.status = upstream.statusCode ?? 502;
     res.writeHead(record.status, outgoingHeaders(upstream.rawHeaders));
-    upstream.pipe(res);
+    if (cutAfter === undefined) {
+      upstream.pipe(res);
+      return;
+    }
+    let relayed = 0;
+    upstream.on('data', (chunk: Buffer) => {
+      const part = chunk.subarray(0, Math.max(0, cutAfter - relayed));
+      relayed += part.length;
+      if (part.length > 0) res.write(part);
+      if (relayed >= cutAfter) {
+        upstream.destroy();
+        res.socket?.destroy();
+      }
+    });
+    upstream.on('end', () => res.end());
   }
 
   function badGateway(res: http.ServerResponse, record: ProxiedRequest, error: Error): void {
@@ -267,6 +294,12 @@ export async function startFaultProxy(options: StartFaultProxyOptions): Promise<
       case 'stall':
         req.resume();
         return;
+      case 'cutResponse': {
+        const upstream = upstreamRequest(req, outgoingHeaders(req.rawHeaders), (upstreamRes) => relayResponse(upstreamRes, res, record, fault.afterResponseBodyBytes));
+        upstream.on('error', (error) => badGateway(res, record, error));
+        req.pipe(upstream);
+        return;
+      }
     }
   });
   server.on('secureConnection', () => {

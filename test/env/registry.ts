@@ -13,9 +13,14 @@ import { freePorts } from './http.js';
 
 export const REGISTRY_BINARY = '/usr/bin/docker-registry';
 
+/** What the registry needs of the token server it trusts. */
+export type RegistryTokenIssuer = Pick<AcrTokenServer, 'realm' | 'issuer' | 'rootCertPath' | 'registerService'>;
+
 export interface StartRegistryOptions {
   ca: TestCa;
-  tokenServer: AcrTokenServer;
+  tokenServer: RegistryTokenIssuer;
+  /** The realm its challenges name; default the token server's own (see StartFaultProxyOptions.tokenServer). */
+  realm?: string;
   /** Working directory: config, storage and log go under it. */
   dir: string;
   /**
@@ -93,7 +98,7 @@ async function startOnce(options: StartRegistryOptions, attempt: number): Promis
     },
     auth: {
       token: {
-        realm: options.tokenServer.realm,
+        realm: options.realm ?? options.tokenServer.realm,
         service: host,
         issuer: options.tokenServer.issuer,
         rootcertbundle: options.tokenServer.rootCertPath,

@@ -50,6 +50,8 @@ export interface TaskRun {
   warnings: string[];
   outputs: Record<string, string>;
   summaries: string[];
+  /** `results.publish` commands (the Tests tab) with the content of each result file. */
+  testResults: { type: string; runTitle?: string; files: { path: string; content: string }[] }[];
   /** stdout + stderr after the agent's masking. */
   maskedOutput: string;
   /** Every value the task registered with setSecret. */
@@ -113,6 +115,11 @@ export function prepareTask(task: string, options: TaskRunOptions): PreparedTask
   return { script: join(taskDir, 'index.js'), env, tempDir, masked };
 }
 
+/** Undoes task-lib's escaping of logging-command property values. */
+function unescapeProperty(value: string): string {
+  return value.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%5D/g, ']').replace(/%3B/g, ';').replace(/%AZP25/g, '%');
+}
+
 export async function runTask(task: string, options: TaskRunOptions): Promise<TaskRun> {
   const { script, env, tempDir, masked } = prepareTask(task, options);
   let output = '';
@@ -139,7 +146,10 @@ export async function runTask(task: string, options: TaskRunOptions): Promise<Ta
     throw besideError;
   }
 
-  const run: TaskRun = { exitCode: code, errors: [], warnings: [], outputs: {}, summaries: [], maskedOutput: '', registeredSecrets: [], tempFilesLeft: readdirSync(tempDir, { recursive: true, encoding: 'utf8' }).sort() };
+  const run: TaskRun = {
+    exitCode: code, errors: [], warnings: [], outputs: {}, summaries: [], testResults: [], maskedOutput: '', registeredSecrets: [],
+    tempFilesLeft: readdirSync(tempDir, { recursive: true, encoding: 'utf8' }).sort(),
+  };
   const maskedLines: string[] = [];
   for (const line of `${stdout}\n${stderr}`.split('\n')) {
     const mask = (text: string) => [...masked].filter(Boolean).reduce((acc, secret) => acc.split(secret).join('***'), text);
@@ -166,6 +176,11 @@ export async function runTask(task: string, options: TaskRunOptions): Promise<Ta
       else if (name === 'task.issue' && properties.type === 'warning') run.warnings.push(value);
       else if (name === 'task.setvariable' && properties.isOutput === 'true') run.outputs[properties.variable] = value;
       else if (name === 'task.uploadsummary') run.summaries.push(readFileSync(value, 'utf8'));
+      else if (name === 'results.publish') {
+        // The agent reads the files once the step ends, so they must outlive the task's process.
+        const files = (properties.resultFiles ?? '').split(',').filter(Boolean).map((path) => ({ path, content: readFileSync(path, 'utf8') }));
+        run.testResults.push({ type: properties.type, runTitle: properties.runTitle && unescapeProperty(properties.runTitle), files });
+      }
     }
     maskedLines.push(mask(line));
   }

@@ -9,8 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { ACR_REFRESH_TOKEN_USERNAME } from '../env/acr.js';
 import { startAcrEnvironment, registryTrustArgs, type AcrEnvironment, type RegistryClientTrust } from '../env/environment.js';
 import { runTool, type ToolError } from '../env/processes.js';
+import { startRegistry } from '../env/registry.js';
 import { pushBase, writeBusyboxBase } from '../fixtures/baseImages.js';
 import { folderWith } from '../fixtures/files.js';
 import { imageContents } from '../support/imageFiles.js';
@@ -150,6 +152,33 @@ describe('builds and pushes', () => {
     assertSucceeded(fourth);
     assert.match(fourth.maskedOutput, /Wrote 1 layer\(s\)/);
     assert.notEqual(fourth.outputs.digest, third.outputs.digest);
+  });
+
+  test('a base in another registry the identity can read: its layers stream across and the image is whole', async () => {
+    // A shared registry of golden images behind the same token service and tenant, as a second ACR would be.
+    const golden = await startRegistry({ ca: env.ca, tokenServer: env.tokenServer, dir: await mkdtemp(join(work, 'golden-')) });
+    try {
+      const seeder = env.addServicePrincipal('push');
+      const seederTrust = await env.clientTrustFor({ username: ACR_REFRESH_TOKEN_USERNAME, password: await env.acrRefreshToken(seeder, golden.service), host: golden.host });
+      await pushBase(join(work, 'base'), seederTrust, 'golden/busybox', '1', { dockerMediaTypes: true });
+      const dir = await context({ Dockerfile: `FROM ${golden.host}/golden/busybox:1\nCOPY a /a\n`, a: 'a\n' });
+      const before = env.proxy!.requests.length;
+      const result = await build({ dockerfile: join(dir, 'Dockerfile'), repository: 'team/from-golden' });
+      assertSucceeded(result);
+      assert.equal(await servedDigest('team/from-golden', '1.0.0'), result.outputs.digest);
+      // Each base layer was uploaded into the target (no mount can cross registries) ...
+      const requests = env.proxy!.requests.slice(before);
+      for (const layer of baseLayers) {
+        assert.ok(requests.some((request) => request.method === 'PUT' && request.path.includes(`digest=${encodeURIComponent(layer)}`) && request.status === 201), `${layer} was not uploaded`);
+      }
+      // ... and skopeo, which checks every blob against its digest, copies the whole image out.
+      await skopeo(['copy', '--quiet', ...registryTrustArgs.skopeoSource(reader), `docker://${env.registry.host}/team/from-golden@${result.outputs.digest}`, `oci:${join(work, 'from-golden')}:x`]);
+      const contents = await imageContents(join(work, 'from-golden'));
+      assert.ok(contents.files.some((line) => line.startsWith('bin/busybox\t')), 'the base layer is in the image');
+      assert.ok(contents.files.some((line) => line.startsWith('a\t')), 'the built layer is in the image');
+    } finally {
+      await golden.stop();
+    }
   });
 
   test('several platforms: each from the base\'s matching manifest, into one index; outputPath holds the same image', async () => {

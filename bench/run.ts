@@ -2,6 +2,7 @@
 // otherwise pick, measured in this one run. Exits non-zero when a target is missed.
 // `npm run bench -- build-image` runs only the named ones.
 import { printReport, type BenchReport } from './harness.js';
+import { benchBuildBuildkit } from './buildBuildkit.js';
 import { benchBuildImage } from './buildImage.js';
 import { benchDeploy } from './deploy.js';
 import { benchPushChart } from './pushChart.js';
@@ -12,6 +13,7 @@ import { benchScanImage } from './scanImage.js';
 const benchmarks: Record<string, () => Promise<BenchReport[]>> = {
   'push-image': benchPushImage,
   'build-image': benchBuildImage,
+  'build-buildkit': benchBuildBuildkit,
   'push-chart': benchPushChart,
   deploy: benchDeploy,
   'import-image': benchImportImage,

@@ -18,10 +18,19 @@ export interface RegistrySessionOptions {
   secrets: SecretRegistry;
 }
 
+/**
+ * How a tool that logs in by itself (a docker config.json reader such as buildctl) acts as the
+ * session's identity: an ACR refresh token, which the tool trades for access tokens at the realm
+ * (`identitytoken`), or a registry user's name and password.
+ */
+export type RegistryLogin = { identityToken: string } | { username: string; password: string };
+
 export interface RegistrySession {
   client: RegistryClient;
   /** A client for another registry (a base image's), with the same identity and connections. */
   clientFor(host: string): RegistryClient;
+  /** The login for `host`, already registered as a secret; undefined when the registry asks for none. */
+  loginFor(host: string): Promise<RegistryLogin | undefined>;
   close(): Promise<void>;
 }
 
@@ -29,18 +38,26 @@ export interface RegistrySession {
 export function openRegistrySession(options: RegistrySessionOptions): RegistrySession {
   const http = new HttpTransport({ logger: options.logger, ...options.transport });
   let tokens: AcrTokenExchange | RealmTokenProvider;
+  let exchange: AcrTokenExchange | undefined;
   if (options.auth.kind === 'azure') {
-    const exchange = new AcrTokenExchange(createCredential(options.auth.identity, http, options.secrets), http, options.secrets);
+    exchange = new AcrTokenExchange(createCredential(options.auth.identity, http, options.secrets), http, options.secrets);
     exchange.warmUp();
     tokens = exchange;
   } else {
     tokens = new RealmTokenProvider(http, options.secrets, { username: options.auth.username, password: options.auth.password });
   }
+  const { auth } = options;
   const clients = new Map<string, RegistryClient>();
   const clientFor = (host: string) => {
     let client = clients.get(host);
     if (!client) clients.set(host, (client = new RegistryClient({ host, http, tokens, logger: options.logger })));
     return client;
   };
-  return { client: clientFor(options.host), clientFor, close: () => http.close() };
+  const loginFor = async (host: string): Promise<RegistryLogin | undefined> => {
+    if (auth.kind === 'basic') return { username: auth.username, password: auth.password };
+    const challenge = await clientFor(host).challenge();
+    // No challenge: the registry lets anyone in, and a login would only be one more secret on disk.
+    return challenge && { identityToken: await exchange!.refreshTokenFor(challenge) };
+  };
+  return { client: clientFor(options.host), clientFor, loginFor, close: () => http.close() };
 }

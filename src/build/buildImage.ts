@@ -1,5 +1,6 @@
 // The PrivateAcrBuildImage task without Azure DevOps: choose the builder for the Dockerfile, build,
-// push (blobs first, tags last) and optionally write an OCI layout.
+// push (blobs first, tags last) and optionally write an OCI layout. assemble runs here; BuildKit
+// builds on its daemon (buildkitBuild.ts).
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { openRegistrySession, type RegistrySessionOptions } from '../acr/session.js';
@@ -9,33 +10,27 @@ import { pushImage, readTaggedLayers, type PushResult } from '../oci/push.js';
 import { assembleImage, writeAssembledLayout, type BuildDefinition } from './assemble.js';
 import { formatImageName } from './baseImage.js';
 import { formatPlatform, hostPlatform } from './imageConfig.js';
-import type { BuildSecret } from './options.js';
+import { buildWithBuildkit, type BuildkitSettings } from './buildkitBuild.js';
+import type { BuildSteps } from './buildkitProgress.js';
 import { pushSource, RegistryImageReader } from './registryImages.js';
 import { planBuild, type Blocker } from './stages.js';
 
 export type BuilderChoice = 'auto' | 'assemble' | 'buildkit';
 
-/** Where and how the BuildKit builder reaches its daemon (the `buildkit*`, `cacheRepository` and `buildSecrets` inputs). */
-export interface BuildkitSettings {
-  /** `tcp://host:port` of the daemon. */
-  address?: string;
-  /** Folder with ca.pem, cert.pem and key.pem. */
-  certificates?: string;
-  cacheRepository?: string;
-  secrets: BuildSecret[];
-}
-
 /**
  * `auto` takes assemble when nothing the target needs requires a runtime, else BuildKit when the
- * pipeline gave a daemon's address; otherwise the first such step is the error.
+ * pipeline (or the agent, BUILDKIT_HOST) gave a daemon's address; otherwise the first such step is
+ * the error, before anything is read from the registry.
  */
-export function chooseBuilder(choice: BuilderChoice, blockers: Blocker[], buildkit: BuildkitSettings): 'assemble' | 'buildkit' {
-  const wanted = choice === 'auto' ? (blockers.length === 0 ? 'assemble' : buildkit.address ? 'buildkit' : 'assemble') : choice;
-  if (wanted === 'buildkit') {
-    const why = choice === 'auto' ? `${blockers[0].where}: ${blockers[0].reason}; ` : '';
-    throw new UserError(`${why}Input 'builder': the BuildKit builder is not available yet in this version of the task; use builder: assemble with a Dockerfile whose steps need no runtime (run RUN steps in a script step before this task).`);
-  }
-  return wanted;
+export function chooseBuilder(choice: BuilderChoice, blockers: Blocker[], buildkit: Pick<BuildkitSettings, 'address'>): 'assemble' | 'buildkit' {
+  if (choice !== 'auto') return choice;
+  if (blockers.length === 0) return 'assemble';
+  if (buildkit.address) return 'buildkit';
+  const [first] = blockers;
+  const more = blockers.length > 1 ? ` (and ${blockers.length - 1} more step(s))` : '';
+  throw new UserError(
+    `${first.where}: ${first.reason}, which the assemble builder does not do${more}, and no BuildKit daemon is set: give buildkitAddress (the agent chart's builder sets it on its agents), or move the step into a script step before this task.`,
+  );
 }
 
 export interface BuildContainerImageOptions extends RegistrySessionOptions, BuildDefinition {
@@ -45,8 +40,10 @@ export interface BuildContainerImageOptions extends RegistrySessionOptions, Buil
   buildkit: BuildkitSettings;
   /** Also write the image as an OCI layout here. */
   outputPath?: string;
-  /** Private scratch space (compressed layers, base files); a folder is made inside and removed. */
+  /** Private scratch space (compressed layers, base files, BuildKit's login); a folder is made inside and removed. */
   tempDir: string;
+  /** Aborting cancels a BuildKit build on its daemon. */
+  signal?: AbortSignal;
   /** Layers compressed and blobs uploaded at once. Default 4. */
   concurrency?: number;
   /** Where diff_ids of earlier builds are remembered (a folder that outlives the job). Default: nowhere. */
@@ -60,8 +57,10 @@ export interface BuildContainerImageResult extends PushResult {
   platforms: string[];
   /** The base image of each platform (`name@digest`), when there is one. */
   bases: string[];
-  /** Layers this build wrote and compressed (the rest were the base's, or unchanged since the last push). */
-  layersWritten: number;
+  /** assemble: layers this build wrote and compressed (the rest were the base's, or unchanged since the last push). */
+  layersWritten?: number;
+  /** BuildKit: the Dockerfile steps it ran and took from its cache. */
+  steps?: BuildSteps;
 }
 
 /** The PrivateAcrBuildImage task without Azure DevOps. */
@@ -70,6 +69,14 @@ export async function buildContainerImage(options: BuildContainerImageOptions): 
   const started = Date.now();
   const blockers = await inspectDockerfile(options);
   const builder = chooseBuilder(options.builder, blockers, options.buildkit);
+  if (builder === 'buildkit') {
+    if (options.builder === 'auto') logger.info(`Building with BuildKit: ${blockers[0].where} needs it (${blockers[0].reason})`);
+    const result = await buildWithBuildkit(options);
+    const imageRef = `${options.host}/${options.repository}@${result.digest}`;
+    const durationMs = Date.now() - started;
+    logger.info(`Built and pushed ${imageRef} in ${(durationMs / 1000).toFixed(1)} s: ${result.steps.total} Dockerfile steps, ${result.steps.cached} from the cache`);
+    return { ...result, durationMs, imageRef, builder, platforms: options.platforms.map(formatPlatform), bases: [] };
+  }
   const work = await mkdtemp(join(options.tempDir, 'build-image-'));
   const session = openRegistrySession(options);
   try {
@@ -140,7 +147,10 @@ export function renderBuildSummary(result: BuildContainerImageResult): string {
     `| Builder | ${result.builder} |`,
     `| Platforms | ${result.platforms.join(', ')} |`,
     ...(result.bases.length ? [`| Base | ${[...new Set(result.bases)].map((base) => `\`${base}\``).join('<br>')} |`] : []),
-    `| Layers | ${result.layersWritten} written; ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted, ${result.blobsSkipped} already in the registry |`,
+    ...(result.layersWritten !== undefined
+      ? [`| Layers | ${result.layersWritten} written; ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted, ${result.blobsSkipped} already in the registry |`]
+      : []),
+    ...(result.steps ? [`| Steps | ${result.steps.total} Dockerfile steps, ${result.steps.cached} from the cache |`] : []),
     `| Time | ${(result.durationMs / 1000).toFixed(1)} s |`,
   ];
   return `${lines.join('\n')}\n`;

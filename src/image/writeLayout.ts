@@ -33,7 +33,8 @@ export interface WriteLayoutOptions {
   concurrency?: number;
 }
 
-async function checkTarget(path: string, input: string): Promise<void> {
+/** Refuses a folder that exists and is neither empty nor an OCI layout; `input` names it in the message. */
+export async function checkLayoutTarget(path: string, input: string): Promise<void> {
   const info = await stat(path).catch(() => undefined);
   if (!info) return;
   if (!info.isDirectory()) throw new InputError(input, `${path} exists and is not a folder; give a new folder for the OCI layout.`);
@@ -42,7 +43,7 @@ async function checkTarget(path: string, input: string): Promise<void> {
 }
 
 export async function writeImageLayout(options: WriteLayoutOptions): Promise<void> {
-  await checkTarget(options.path, options.input);
+  await checkLayoutTarget(options.path, options.input);
   const blobs = join(options.path, 'blobs', 'sha256');
   await mkdir(blobs, { recursive: true });
   const written = new Set<string>();

@@ -2,8 +2,9 @@ import { dirname, join, resolve } from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task.js';
 import type { RegistryAuth } from '../../src/acr/session.js';
 import { timestamp, type BuildDefinition } from '../../src/build/assemble.js';
-import type { BuilderChoice, BuildkitSettings } from '../../src/build/buildImage.js';
-import { parseBuildArgs, parseBuildSecrets, parseLabels, parsePlatforms, sourceDateEpoch } from '../../src/build/options.js';
+import type { BuilderChoice } from '../../src/build/buildImage.js';
+import { daemonHost, type BuildkitSettings } from '../../src/build/buildkitBuild.js';
+import { parseBuildArgs, parseBuildSecrets, parseLabels, parsePlatforms, sourceDateEpoch, type BuildSecret } from '../../src/build/options.js';
 import { InputError } from '../../src/errors.js';
 import { parseRegistryHost, validateRepository, validateTag } from '../../src/oci/reference.js';
 import { listInput, optionalInput } from '../common/inputs.js';
@@ -23,6 +24,38 @@ export interface BuildImageInputs extends BuildDefinition {
 }
 
 const BUILDERS: BuilderChoice[] = ['auto', 'assemble', 'buildkit'];
+
+/** Where the agent chart's builder mounts the agents' BuildKit client certificate. */
+const AGENT_BUILDKIT_CERTIFICATES = '/azp/buildkit';
+
+/**
+ * `buildkitAddress`, else the agent's BUILDKIT_HOST (buildctl's own variable, which the agent
+ * chart sets on its agents when it runs a builder), checked to be tcp://host:port.
+ */
+function buildkitAddress(): string | undefined {
+  const address = optionalInput('buildkitAddress') ?? (process.env.BUILDKIT_HOST?.trim() || undefined);
+  if (address) daemonHost(address);
+  return address;
+}
+
+/** `buildkitCertificates`, else the chart's mount. The agent fills an empty file path input with the sources folder: that counts as empty. */
+function buildkitCertificates(): string {
+  const folder = optionalInput('buildkitCertificates');
+  return resolve(folder && tl.filePathSupplied('buildkitCertificates') ? folder : AGENT_BUILDKIT_CERTIFICATES);
+}
+
+/** `buildSecrets`, each variable present; its value is registered as a secret before anything runs. */
+function buildSecrets(): BuildSecret[] {
+  const secrets = parseBuildSecrets(tl.getInput('buildSecrets') ?? '');
+  for (const secret of secrets) {
+    const value = process.env[secret.variable];
+    if (value === undefined) {
+      throw new InputError('buildSecrets', `the environment has no ${secret.variable} (for secret ${secret.id}); map the secret variable into the step with env: ${secret.variable}: $(…).`);
+    }
+    if (value) tl.setSecret(value);
+  }
+  return secrets;
+}
 
 export function readInputs(): BuildImageInputs {
   const tags = listInput('tags');
@@ -56,10 +89,10 @@ export function readInputs(): BuildImageInputs {
     labels,
     builder,
     buildkit: {
-      address: optionalInput('buildkitAddress'),
-      certificates: optionalInput('buildkitCertificates'),
+      address: buildkitAddress(),
+      certificates: buildkitCertificates(),
       cacheRepository: cacheRepository && validateRepository(cacheRepository, 'cacheRepository'),
-      secrets: parseBuildSecrets(tl.getInput('buildSecrets') ?? ''),
+      secrets: buildSecrets(),
     },
     outputPath: outputPath && resolve(outputPath),
     sourceDateEpoch: epoch,

@@ -49,7 +49,11 @@ export interface Container {
     readOnlyRootFilesystem?: boolean;
     privileged?: boolean;
     capabilities?: { drop?: string[]; add?: string[] };
+    runAsGroup?: number;
+    seccompProfile?: { type: string };
+    appArmorProfile?: { type: string };
   };
+  args?: string[];
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
@@ -57,7 +61,7 @@ export interface Container {
 export interface Volume {
   name: string;
   emptyDir?: Record<string, unknown>;
-  secret?: { secretName: string; items?: { key: string; path: string }[] };
+  secret?: { secretName: string; items?: { key: string; path: string }[]; defaultMode?: number };
   configMap?: { name: string };
   persistentVolumeClaim?: { claimName: string };
   csi?: { driver: string };
@@ -121,6 +125,7 @@ export interface ScenarioValues {
   persistent?: { replicas?: number; workVolumeClaim?: { enabled?: boolean; size?: string; storageClassName?: string } };
   scaledJob?: { maxReplicaCount?: number; idleTimeoutSeconds?: number };
   networkPolicy?: { enabled?: boolean };
+  builder?: { enabled?: boolean; namespace?: string; replicas?: number; runtimeClassName?: string; cache?: { size?: string }; networkPolicy?: { extraEgress?: unknown[] } };
 }
 
 /** helm with its cache, config and data homes in a folder of its own, never the user's. */
@@ -189,8 +194,18 @@ export function scenarioPath(file: string): string {
   return path.join(CHART_DIR, 'ci', file);
 }
 
-/** Every pod template in the rendered objects, with the object holding it. */
+/** The BuildKit builder's objects (builder.*): in a namespace of their own, with rules of their own. */
+export function isBuilderObject(object: KubeObject): boolean {
+  return object.metadata.labels?.['app.kubernetes.io/component'] === 'builder';
+}
+
+/** Every pod template of the agents' namespace in the rendered objects, with the object holding it (the builder's are not). */
 export function podTemplates(objects: KubeObject[]): { owner: KubeObject; template: PodTemplate }[] {
+  return allPodTemplates(objects.filter((object) => !isBuilderObject(object)));
+}
+
+/** Every pod template in the rendered objects, with the object holding it. */
+export function allPodTemplates(objects: KubeObject[]): { owner: KubeObject; template: PodTemplate }[] {
   const found: { owner: KubeObject; template: PodTemplate }[] = [];
   for (const object of objects) {
     const spec = object.spec as Record<string, unknown> | undefined;

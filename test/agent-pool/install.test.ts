@@ -4,6 +4,7 @@
 // kubelet runs the agents and the placeholder hook, and `kubectl auth can-i --as` the agents'
 // service account shows they can deploy into their targets and do nothing anywhere else.
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { runTool, ToolError } from '../env/processes.js';
 import { kubeToolPath, startControlPlane, type ControlPlane } from '../kube/controlPlane.js';
 import { startFakeKubelet, type FakeKubelet } from '../kube/fakeKubelet.js';
-import { CHART_DIR, findObject, Helm, helmFailure, podTemplates, scenarioFiles, scenarioPath, scenarioValues, type KubeObject, type ScenarioValues } from './chart.js';
+import { allPodTemplates, CHART_DIR, findObject, Helm, helmFailure, isBuilderObject, podTemplates, scenarioFiles, scenarioPath, scenarioValues, type KubeObject, type ScenarioValues } from './chart.js';
 
 const FETCH_KEDA_CRDS = fileURLToPath(new URL('../../scripts/fetch-keda-crds.sh', import.meta.url));
 
@@ -24,6 +25,9 @@ const UPGRADE_NAMESPACES = { persistent: 'upgrade-persistent', scaledJob: 'upgra
 
 /** Where the test that installs invalid values tries to. */
 const REFUSED_NAMESPACE = 'refused';
+
+/** Where the builder upgrade test installs; the chart puts its builder in `<namespace>-buildkit`. */
+const BUILDER_UPGRADE_NAMESPACE = 'builder-upgrade';
 
 interface Scenario {
   file: string;
@@ -100,7 +104,10 @@ void describe('agent pool chart: helm install into the real API server', () => {
         namespace: `pool-${index}`,
       })),
     );
-    kubelet = await startFakeKubelet(cluster, { namespaces: [...scenarios.map((scenario) => scenario.namespace), ...Object.values(UPGRADE_NAMESPACES), REFUSED_NAMESPACE] });
+    const releaseNamespaces = [...scenarios.map((scenario) => scenario.namespace), ...Object.values(UPGRADE_NAMESPACES), REFUSED_NAMESPACE, BUILDER_UPGRADE_NAMESPACE];
+    kubelet = await startFakeKubelet(cluster, { namespaces: [...releaseNamespaces, ...releaseNamespaces.map((namespace) => `${namespace}-buildkit`)] });
+    // What AKS Pod Sandboxing adds to a node pool; the builder scenario runs its builders with it.
+    await cluster.admin.request('POST', '/apis/node.k8s.io/v1/runtimeclasses', { apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name: 'kata-vm-isolation' }, handler: 'kata' });
     helm = await Helm.create(cluster.adminKubeconfigPath);
     await ensureNamespace(UNRELATED_NAMESPACE);
   });
@@ -113,7 +120,7 @@ void describe('agent pool chart: helm install into the real API server', () => {
   });
 
   void it('installs every scenario into namespaces enforcing restricted, and the agents may deploy only where deployTargets says', async () => {
-    assert.ok(scenarios.length >= 7, 'expected the seven scenarios under ci/');
+    assert.ok(scenarios.length >= 8, 'expected the eight scenarios under ci/');
     for (const scenario of scenarios) {
       await installAndCheck(scenario);
     }
@@ -148,13 +155,16 @@ void describe('agent pool chart: helm install into the real API server', () => {
     // unknown fields silently). Pods come after the install: pod admission needs their service account.
     const rendered = await helm.render([scenarioPath(file)], { release, namespace });
     const isPod = (object: KubeObject): boolean => object.kind === 'Pod';
-    await dryRunCreate(`${release}-objects`, rendered.filter((object) => !isPod(object)));
+    // The builder's objects go into the namespace the chart creates: they are validated once it exists.
+    const inBuilderNamespace = (object: KubeObject): boolean => isBuilderObject(object) && object.kind !== 'Namespace';
+    await dryRunCreate(`${release}-objects`, rendered.filter((object) => !isPod(object) && !inBuilderNamespace(object)));
 
     const output = await helm.run(['install', release, CHART_DIR, `--namespace=${namespace}`, `--values=${scenarioPath(file)}`, '--wait', '--timeout=120s'], 180_000);
     // Pod Security admission of the helm test pod and of every pod the chart's StatefulSet,
     // ScaledJob and hook would start.
     await dryRunCreate(`${release}-pods`, [...rendered.filter(isPod), ...templateProbes(rendered, namespace)]);
     assert.equal(output.includes('WARNING: auth.createSecret=true'), values.auth.createSecret === true, `${file}: NOTES warn exactly when the chart creates the Secret`);
+    if (values.builder?.enabled) await checkBuilder({ file, values, release, namespace }, rendered);
 
     if (values.mode === 'persistent') {
       const replicas = (values.profiles ?? [{ name: 'default' }]).reduce((sum, profile) => sum + (profile.maxReplicas ?? values.persistent?.replicas ?? 2), 0);
@@ -219,6 +229,118 @@ void describe('agent pool chart: helm install into the real API server', () => {
     );
     assert.ok(refused instanceof ToolError && refused.exitCode === 1, `${file}: the test pod's check passes for an account without rights`);
   }
+
+  /**
+   * The builder as installed: its objects pass strict validation in its own namespace, which admits
+   * its pods, while the agents' namespace, still enforcing `restricted`, refuses the very same pod;
+   * its StatefulSet runs every replica; its certificates are a working pair from one CA.
+   */
+  async function checkBuilder({ file, values, release, namespace }: Scenario, rendered: KubeObject[]): Promise<void> {
+    const builderNamespace = `${namespace}-buildkit`;
+    const labels = JSON.parse(await cluster.kubectl(['get', 'namespace', builderNamespace, '--output=jsonpath={.metadata.labels}'])) as Record<string, string>;
+    assert.equal(labels['pod-security.kubernetes.io/enforce'], 'privileged', file);
+    const agentsLabels = JSON.parse(await cluster.kubectl(['get', 'namespace', namespace, '--output=jsonpath={.metadata.labels}'])) as Record<string, string>;
+    assert.equal(agentsLabels['pod-security.kubernetes.io/enforce'], 'restricted', `${file}: the agents' namespace still enforces restricted`);
+    const manifest = path.join(dir, `${release}-builder.json`);
+    await writeFile(manifest, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: rendered.filter((object) => isBuilderObject(object) && object.kind !== 'Namespace') }));
+    await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '--dry-run=server', '--validate=strict', `--filename=${manifest}`]);
+
+    const [{ template }] = allPodTemplates(rendered.filter(isBuilderObject));
+    const probe = (inNamespace: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'builder-probe', namespace: inNamespace, labels: template.metadata.labels }, spec: { ...template.spec, volumes: [...(template.spec.volumes ?? []), { name: 'state', emptyDir: {} }] } });
+    await dryRunCreate(`${release}-builder-pod`, [probe(builderNamespace)]);
+    const refused = await dryRunCreate(`${release}-builder-pod-in-agents`, [probe(namespace)]).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(refused instanceof ToolError, `${file}: the agents' namespace admitted the builder pod`);
+    assert.match(refused.stderr, /violates PodSecurity "restricted[^"]*".*seccompProfile/, file);
+
+    assert.deepEqual(await runningPhases(builderNamespace, `app.kubernetes.io/instance=${release},app.kubernetes.io/component=builder`), Array<string>(values.builder?.replicas ?? 1).fill('Running'), `${file}: the builder's replicas run`);
+    await checkCertificatePair(builderNamespace, namespace, `${release}-azure-pipelines-agent-buildkit`);
+  }
+
+  /** The certificates the chart made in the cluster: one CA, the daemon's for its Service name, the agents' for client auth. */
+  async function checkCertificatePair(builderNamespace: string, namespace: string, name: string): Promise<Record<string, string>> {
+    const read = async (inNamespace: string, secret: string) => {
+      const data = (JSON.parse(await cluster.kubectl(['get', 'secret', secret, `--namespace=${inNamespace}`, '--output=json'])) as { data: Record<string, string> }).data;
+      return Object.fromEntries(Object.entries(data).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')]));
+    };
+    const server = await read(builderNamespace, `${name}-server`);
+    const client = await read(namespace, `${name}-client`);
+    const ca = new X509Certificate(server['ca.crt']);
+    assert.equal(client['ca.crt'], server['ca.crt']);
+    const serverCert = new X509Certificate(server['tls.crt']);
+    assert.ok(serverCert.verify(ca.publicKey) && new X509Certificate(client['tls.crt']).verify(ca.publicKey));
+    assert.ok(serverCert.checkHost(`${name}.${builderNamespace}.svc`), serverCert.subjectAltName);
+    return { server: server['tls.crt'] + server['tls.key'], client: client['tls.crt'] + client['tls.key'], ca: server['ca.crt'] };
+  }
+
+  /**
+   * The pods the builder's NetworkPolicy, as the API server stored it, lets connect: each ingress
+   * peer's selectors are handed to the API server, which picks the namespaces and pods, as a
+   * network plugin would. `namespace/name` of every pod admitted.
+   */
+  async function podsAdmittedToBuilder(builderNamespace: string, name: string): Promise<string[]> {
+    type Selector = { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
+    const policy = JSON.parse(await cluster.kubectl(['get', 'networkpolicy', name, `--namespace=${builderNamespace}`, '--output=json'])) as { spec: { ingress?: { from?: { namespaceSelector?: Selector; podSelector?: Selector; ipBlock?: unknown }[] }[] } };
+    const selector = (labels: Selector): string => {
+      assert.equal(labels.matchExpressions, undefined, 'only matchLabels are evaluated here');
+      return Object.entries(labels.matchLabels ?? {}).map(([key, value]) => `${key}=${value}`).join(',');
+    };
+    const admitted = new Set<string>();
+    for (const rule of policy.spec.ingress ?? []) {
+      assert.ok(rule.from?.length, 'an ingress rule without `from` admits everything');
+      for (const peer of rule.from) {
+        assert.equal(peer.ipBlock, undefined, 'an ipBlock admits addresses, not pods');
+        assert.ok(peer.namespaceSelector && peer.podSelector, 'each peer names namespaces and pods');
+        const namespaces = (JSON.parse(await cluster.kubectl(['get', 'namespaces', `--selector=${selector(peer.namespaceSelector)}`, '--output=json'])) as { items: KubeObject[] }).items;
+        for (const { metadata } of namespaces) {
+          const pods = (JSON.parse(await cluster.kubectl(['get', 'pods', `--namespace=${metadata.name}`, `--selector=${selector(peer.podSelector)}`, '--output=json'])) as { items: KubeObject[] }).items;
+          for (const pod of pods) admitted.add(`${metadata.name}/${pod.metadata.name}`);
+        }
+      }
+    }
+    return [...admitted].sort();
+  }
+
+  void it('helm upgrade keeps the builder\'s certificates, the agents\' namespace keeps enforcing restricted, and the builder\'s NetworkPolicy admits only the release\'s agent pods', async () => {
+    const namespace = BUILDER_UPGRADE_NAMESPACE;
+    const release = 'builders';
+    await ensureNamespace(namespace);
+    await cluster.admin.request('POST', `/api/v1/namespaces/${namespace}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'azp-pat' }, stringData: { pat: 'test-pat' } });
+    const values = {
+      azp: { url: 'https://dev.azure.com/contoso', pool: 'pool' },
+      image: { repository: 'contoso.azurecr.io/azure-pipelines-agent' },
+      auth: { existingSecret: 'azp-pat' },
+      deployTargets: [UNRELATED_NAMESPACE],
+      persistent: { replicas: 1, workVolumeClaim: { enabled: false } },
+      networkPolicy: { apiServer: { cidrs: ['10.0.0.1/32'] }, registry: { cidrs: ['10.1.0.0/28'] }, azureDevOps: { cidrs: ['13.107.6.0/24'] } },
+      builder: { enabled: true },
+    };
+    const output = await helm.run(['install', release, CHART_DIR, `--namespace=${namespace}`, `--values=${await helm.valuesFile(values)}`, '--wait', '--timeout=120s'], 180_000);
+    assert.match(output, /BuildKit builder for Dockerfiles with RUN: 1 × rootless buildkitd in namespace builder-upgrade-buildkit/);
+    const name = `${release}-azure-pipelines-agent-buildkit`;
+    const installed = await checkCertificatePair(`${namespace}-buildkit`, namespace, name);
+    for (const replicas of [2, 1]) {
+      await helm.run(['upgrade', release, CHART_DIR, `--namespace=${namespace}`, `--values=${await helm.valuesFile({ ...values, builder: { enabled: true, replicas } })}`, '--wait', '--timeout=120s'], 180_000);
+      assert.deepEqual(await checkCertificatePair(`${namespace}-buildkit`, namespace, name), installed, `upgrade to ${replicas} replicas: the certificates changed`);
+      assert.equal((await runningPhases(`${namespace}-buildkit`, `app.kubernetes.io/instance=${release},app.kubernetes.io/component=builder`)).length, replicas);
+    }
+    const labels = JSON.parse(await cluster.kubectl(['get', 'namespace', namespace, '--output=jsonpath={.metadata.labels}'])) as Record<string, string>;
+    assert.equal(labels['pod-security.kubernetes.io/enforce'], 'restricted');
+
+    // A pod of this release that runs no jobs (as the placeholder): the agent's pod with another component.
+    const [agentTemplate] = podTemplates(await helm.render([await helm.valuesFile(values)], { release, namespace })).filter(({ owner }) => owner.kind === 'StatefulSet');
+    await cluster.admin.request('POST', `/api/v1/namespaces/${namespace}/pods`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'not-an-agent', labels: { ...agentTemplate.template.metadata.labels, 'app.kubernetes.io/component': 'placeholder' } }, spec: agentTemplate.template.spec });
+    // Of every pod in the cluster (that one, the agents of the other releases installed above,
+    // labelled as agents too, and the builders themselves), the policy admits this release's agents only.
+    const everyPod = (JSON.parse(await cluster.kubectl(['get', 'pods', '--all-namespaces', '--output=json'])) as { items: (KubeObject & { metadata: { ownerReferences?: { kind: string; name: string }[] } })[] }).items;
+    const agents = everyPod.filter((pod) => pod.metadata.namespace === namespace && pod.metadata.ownerReferences?.some((owner) => owner.kind === 'StatefulSet'));
+    assert.equal(agents.length, 1, 'the release runs one agent');
+    assert.ok(everyPod.some((pod) => pod.metadata.namespace !== namespace && pod.metadata.labels?.['app.kubernetes.io/component'] === 'agent'), "other releases' agents run in the cluster");
+    assert.ok(everyPod.some((pod) => pod.metadata.name === 'not-an-agent'));
+    assert.deepEqual(await podsAdmittedToBuilder(`${namespace}-buildkit`, name), agents.map((pod) => `${namespace}/${pod.metadata.name}`));
+  });
 
   void it('helm upgrade from values without profiles to profiles keeps the default profile\'s objects, and adds the others', async () => {
     const builds = { name: 'builds', capabilities: { 'agent.profile': 'builds' }, demands: ['agent.profile -equals builds'], maxReplicas: 1 };

@@ -3,19 +3,26 @@
 // keep secrets in files, reach KEDA's trigger through a registered placeholder, and get RBAC only
 // where deployTargets says. Values that make no sense stop the render with a message.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { BUILDCTL, startBuildkit, type BuildkitClientCertificates } from '../env/buildkit.js';
+import { createTestCa } from '../env/ca.js';
+import { runTool, ToolError } from '../env/processes.js';
 import {
   agentContainer,
   agentPodTemplates,
+  allPodTemplates,
   CHART_DIR,
   envMap,
   envValue,
   findObject,
   Helm,
   helmFailure,
+  isBuilderObject,
   podTemplates,
   profileOf,
   scenarioFiles,
@@ -59,7 +66,7 @@ interface ScaledJobSpec {
 }
 
 /** Values whose content is free-form (maps of labels, resources, a volume source): documented as one. */
-const FREE_FORM_VALUES = new Set(['resources', 'helperResources', 'podLabels', 'podAnnotations', 'nodeSelector', 'affinity', 'networkPolicy.dns.podLabels', 'serviceAccount.annotations', 'caches.volume']);
+const FREE_FORM_VALUES = new Set(['resources', 'helperResources', 'podLabels', 'podAnnotations', 'nodeSelector', 'affinity', 'networkPolicy.dns.podLabels', 'serviceAccount.annotations', 'caches.volume', 'builder.resources', 'builder.nodeSelector']);
 
 /** Dotted paths of values.yaml's leaves (lists and free-form maps count as one). */
 function valuePaths(values: Record<string, unknown>, prefix = ''): string[] {
@@ -268,7 +275,7 @@ void describe('agent pool chart: render', () => {
 
   void it('creates the persistent agents as a StatefulSet per profile, each pod under exactly one PodDisruptionBudget', () => {
     for (const [file, { values, objects }] of eachScenario().filter(([, { values }]) => values.mode === 'persistent')) {
-      const statefulSets = objects.filter((object) => object.kind === 'StatefulSet');
+      const statefulSets = objects.filter((object) => object.kind === 'StatefulSet' && !isBuilderObject(object));
       const budgets = objects.filter((object) => object.kind === 'PodDisruptionBudget').map((budget) => budget.spec as { maxUnavailable: number; selector: { matchLabels: Record<string, string> } });
       const profiles = values.profiles ?? [{ name: 'default' }];
       assert.equal(statefulSets.length, profiles.length, file);
@@ -343,9 +350,9 @@ void describe('agent pool chart: render', () => {
     assert.deepEqual(strategies, { '2.18.0': 'default', '2.19.3': 'default', '2.20.0': 'accurate', '2.21.0': 'accurate' });
   });
 
-  void it('allows no ingress, and egress only to DNS and the CIDRs in values', () => {
+  void it('allows no ingress, and egress only to DNS, the CIDRs in values and the builder', () => {
     for (const [file, { values, objects }] of eachScenario()) {
-      const policies = objects.filter((object) => object.kind === 'NetworkPolicy');
+      const policies = objects.filter((object) => object.kind === 'NetworkPolicy' && !isBuilderObject(object));
       if (values.networkPolicy?.enabled === false) {
         assert.equal(policies.length, 0, file);
         continue;
@@ -366,6 +373,10 @@ void describe('agent pool chart: render', () => {
         for (const peer of rule.to) {
           if (peer.ipBlock) {
             assert.ok(allowedCidrs.has(peer.ipBlock.cidr), `${file}: ${peer.ipBlock.cidr} is not in values`);
+          } else if (values.builder?.enabled && peer.podSelector?.matchLabels['app.kubernetes.io/component'] === 'builder') {
+            const builderNamespace = values.builder.namespace || 'agents-buildkit';
+            assert.deepEqual(peer, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': builderNamespace } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'azure-pipelines-agent', 'app.kubernetes.io/instance': 'pool', 'app.kubernetes.io/component': 'builder' } } }, file);
+            assert.deepEqual(rule.ports, [{ protocol: 'TCP', port: 1234 }], file);
           } else {
             assert.deepEqual(peer, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }, file);
             assert.deepEqual(rule.ports.map((port) => port.port), [53, 53], file);
@@ -609,4 +620,208 @@ void describe('agent pool chart: render', () => {
     const unknown = [...documented].filter((name) => !name.startsWith('profiles[].') && !valuePaths(values).some((value) => value === name || value.startsWith(`${name}.`)));
     assert.deepEqual(unknown, [], 'the README documents values that do not exist');
   });
+
+  void it('defaults builder.image to the rootless BuildKit image agent-image/versions.env pins', async () => {
+    const defaults = parse(await readFile(path.join(CHART_DIR, 'values.yaml'), 'utf8')) as { builder: { image: { repository: string; tag: string; digest: string } } };
+    const pinned = /^BUILDKIT_ROOTLESS_IMAGE=(.+)$/m.exec(await readFile(path.join(CHART_DIR, '..', '..', 'agent-image', 'versions.env'), 'utf8'))?.[1];
+    const { repository, tag, digest } = defaults.builder.image;
+    assert.equal(`${repository}:${tag}@${digest}`, pinned);
+    const buildctlVersion = /^BUILDKIT_VERSION=(.+)$/m.exec(await readFile(path.join(CHART_DIR, '..', '..', 'agent-image', 'versions.env'), 'utf8'))?.[1];
+    assert.equal(tag, `${buildctlVersion}-rootless`, "the builder runs the version of the agents' buildctl");
+  });
+
+  void it('renders no builder, and gives the agents nothing of it, unless builder.enabled', () => {
+    for (const [file, { values, objects }] of eachScenario()) {
+      if (values.builder?.enabled) continue;
+      assert.deepEqual(objects.filter(isBuilderObject), [], file);
+      assert.ok(!objects.some((object) => object.kind === 'Namespace' || (object.metadata.namespace && !['agents', ...(values.deployTargets ?? [])].includes(object.metadata.namespace))), file);
+      for (const { template } of agentPodTemplates(objects)) {
+        assert.equal(envValue(agentContainer(template), 'BUILDKIT_HOST'), undefined, file);
+        assert.ok(!(template.spec.volumes ?? []).some((volume) => volume.name === 'buildkit-client'), file);
+      }
+    }
+  });
+
+  void it('puts the builder in a namespace of its own labelled privileged, as rootless BuildKit pinned by digest, with Unconfined seccomp and AppArmor, a claim per replica and the RuntimeClass', () => {
+    const { values, objects } = rendered.get('builder-values.yaml') ?? assert.fail('scenario missing');
+    const builder = objects.filter(isBuilderObject);
+    assert.deepEqual(builder.map((object) => `${object.kind}/${object.metadata.namespace ?? ''}`).sort(), ['ConfigMap/agents-buildkit', 'Namespace/', 'NetworkPolicy/agents-buildkit', 'Secret/agents-buildkit', 'Service/agents-buildkit', 'StatefulSet/agents-buildkit']);
+    const namespace = findObject(objects, 'Namespace');
+    assert.equal(namespace.metadata.name, 'agents-buildkit');
+    assert.deepEqual(
+      ['enforce', 'warn', 'audit'].map((mode) => namespace.metadata.labels?.[`pod-security.kubernetes.io/${mode}`]),
+      ['privileged', 'baseline', 'baseline'],
+    );
+    const statefulSet = findObject(builder, 'StatefulSet');
+    const spec = statefulSet.spec as { replicas: number; serviceName: string; selector: { matchLabels: Record<string, string> }; template: PodTemplate; volumeClaimTemplates: { metadata: { name: string }; spec: { resources: { requests: { storage: string } } } }[] };
+    assert.equal(spec.replicas, values.builder?.replicas);
+    assert.ok(labelsMatch(spec.selector.matchLabels, spec.template.metadata.labels));
+    const pod = spec.template.spec;
+    assert.equal(pod.runtimeClassName, 'kata-vm-isolation');
+    assert.equal(pod.automountServiceAccountToken, false);
+    assert.ok(!pod.hostNetwork && !pod.hostPID && !(pod.volumes ?? []).some((volume) => volume.hostPath));
+    const [daemon] = pod.containers;
+    assert.equal(daemon.image, 'docker.io/moby/buildkit:v0.33.1-rootless@sha256:f8a833b2de9d68e27f0815e4a737abdfaf8a2e4c615650557df11025101557b4');
+    assert.ok(daemon.args?.includes('--oci-worker-no-process-sandbox'));
+    assert.deepEqual(daemon.args?.slice(daemon.args.indexOf('--tlscacert'), daemon.args.indexOf('--tlscacert') + 6), ['--tlscacert', '/certs/ca.crt', '--tlscert', '/certs/tls.crt', '--tlskey', '/certs/tls.key'], 'a CA given: client certificates are required');
+    assert.ok(daemon.args?.includes('tcp://0.0.0.0:1234'));
+    assert.deepEqual([daemon.securityContext?.runAsUser, daemon.securityContext?.seccompProfile?.type, daemon.securityContext?.appArmorProfile?.type], [1000, 'Unconfined', 'Unconfined']);
+    assert.ok(!daemon.securityContext?.privileged && !daemon.securityContext?.capabilities?.add, 'rootless: no privileges, no added capabilities');
+    assert.deepEqual(daemon.resources, { requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '8Gi' } });
+    assert.deepEqual(spec.volumeClaimTemplates.map((claim) => [claim.metadata.name, claim.spec.resources.requests.storage]), [['state', values.builder?.cache?.size]]);
+    assert.equal(daemon.volumeMounts?.find((mount) => mount.name === 'state')?.mountPath, '/home/user/.local/share/buildkit');
+    const service = findObject(builder, 'Service');
+    assert.equal(spec.serviceName, service.metadata.name);
+    const serviceSpec = service.spec as { selector: Record<string, string>; ports: { port: number; targetPort: string }[] };
+    assert.ok(labelsMatch(serviceSpec.selector, spec.template.metadata.labels));
+    assert.deepEqual(serviceSpec.ports.map((port) => [port.port, port.targetPort]), [[1234, 'buildkitd']]);
+    assert.ok(daemon.volumeMounts?.some((mount) => mount.mountPath === '/certs' && mount.readOnly));
+  });
+
+  void it('gives the agents the builder\'s address and their client certificate where the build task looks, and nothing to the placeholder but the address', async () => {
+    const { objects } = rendered.get('builder-values.yaml') ?? assert.fail('scenario missing');
+    const service = findObject(objects.filter(isBuilderObject), 'Service');
+    const clientSecret = findObject(objects, 'Secret', (secret) => secret.metadata.namespace === 'agents' && secret.metadata.labels?.['app.kubernetes.io/component'] === 'builder-client');
+    const agents = agentPodTemplates(objects);
+    assert.ok(agents.length > 0);
+    for (const { owner, template } of agents) {
+      const agent = agentContainer(template);
+      assert.equal(envValue(agent, 'BUILDKIT_HOST'), `tcp://${service.metadata.name}.${service.metadata.namespace}.svc:1234`, owner.metadata.name);
+      const mount = agent.volumeMounts?.find((candidate) => candidate.mountPath === '/azp/buildkit');
+      assert.equal(mount?.readOnly, true);
+      const volume = template.spec.volumes?.find((candidate) => candidate.name === mount?.name);
+      assert.equal(volume?.secret?.secretName, clientSecret.metadata.name);
+      assert.equal(volume?.secret?.defaultMode, 0o440);
+    }
+    // The placeholder reports the address as a capability, like its agents, and mounts no certificate.
+    const scaled = await helm.render([await helm.valuesFile({ ...VALID_BASE, mode: 'scaledJob', networkPolicy: { ...VALID_BASE.networkPolicy, registry: { cidrs: ['10.1.0.0/28'] } }, builder: { enabled: true } })]);
+    const placeholder = (findObject(scaled, 'Job', (job) => job.metadata.labels?.['app.kubernetes.io/component'] === 'placeholder').spec as { template: PodTemplate }).template;
+    assert.match(envValue(agentContainer(placeholder), 'BUILDKIT_HOST') ?? '', /^tcp:\/\/pool-azure-pipelines-agent-buildkit\.agents-buildkit\.svc:1234$/);
+    assert.ok(!(placeholder.spec.volumes ?? []).some((volume) => volume.secret?.secretName === 'pool-azure-pipelines-agent-buildkit-client'));
+    // The task's default folder for the client certificate is where the chart mounts it.
+    assert.match(await readFile(path.join(CHART_DIR, '..', '..', 'tasks', 'PrivateAcrBuildImage', 'inputs.ts'), 'utf8'), /const AGENT_BUILDKIT_CERTIFICATES = '\/azp\/buildkit';/);
+  });
+
+  void it('admits only the release\'s agent pods to the builder, and lets the builder reach only DNS, the registry and extraEgress', async () => {
+    const renders = [
+      (rendered.get('builder-values.yaml') ?? assert.fail('scenario missing')).objects,
+      await helm.render([await helm.valuesFile({ ...VALID_BASE, mode: 'scaledJob', cleanup: { enabled: true }, networkPolicy: { ...VALID_BASE.networkPolicy, registry: { cidrs: ['10.1.0.0/28'] } }, builder: { enabled: true } })]),
+    ];
+    for (const objects of renders) {
+      const policy = findObject(objects.filter(isBuilderObject), 'NetworkPolicy').spec as NetworkPolicySpec & { ingress: { from: NetworkPolicyPeer[]; ports: { protocol: string; port: number }[] }[] };
+      const builderPods = allPodTemplates(objects.filter(isBuilderObject));
+      assert.ok(builderPods.every(({ template }) => labelsMatch(policy.podSelector.matchLabels, template.metadata.labels)), 'the policy covers the builder pods');
+      assert.equal(policy.ingress.length, 1);
+      const [rule] = policy.ingress;
+      assert.deepEqual(rule.ports, [{ protocol: 'TCP', port: 1234 }]);
+      // Which pods of the release (all in namespace `agents`) the rule admits: exactly those running pipeline jobs.
+      const admitted = (labels: Record<string, string> | undefined) => rule.from.some((peer) => peer.namespaceSelector?.matchLabels['kubernetes.io/metadata.name'] === 'agents' && Object.keys(peer.namespaceSelector.matchLabels).length === 1 && labelsMatch(peer.podSelector?.matchLabels ?? {}, labels) && peer.podSelector !== undefined);
+      const releasePods = podTemplates(objects);
+      assert.ok(releasePods.some(({ owner }) => owner.kind === 'Pod'), 'the helm test pod is among them');
+      for (const { owner, template } of releasePods) {
+        const runsJobs = owner.kind === 'StatefulSet' || owner.kind === 'ScaledJob';
+        assert.equal(admitted(template.metadata.labels), runsJobs, `${owner.kind}/${owner.metadata.name}`);
+      }
+      assert.equal(admitted({ 'app.kubernetes.io/component': 'agent' }), false, "another release's agents");
+      const cidrs = policy.egress.flatMap((egress) => (egress.to ?? []).flatMap((peer) => (peer.ipBlock ? [peer.ipBlock.cidr] : [])));
+      assert.ok(policy.egress.every((egress) => egress.to?.length && egress.ports?.length), 'every egress rule names destinations and ports');
+      assert.ok(!cidrs.includes('10.224.0.4/32') && !cidrs.some((cidr) => cidr.startsWith('13.107.')), 'the builder reaches neither the API server nor Azure DevOps');
+    }
+    const scenario = (rendered.get('builder-values.yaml') ?? assert.fail('scenario missing')).objects;
+    const policy = findObject(scenario.filter(isBuilderObject), 'NetworkPolicy').spec as NetworkPolicySpec;
+    assert.deepEqual(policy.egress.flatMap((egress) => (egress.to ?? []).flatMap((peer) => (peer.ipBlock ? [peer.ipBlock.cidr] : []))), ['10.225.0.0/28', '10.226.0.0/28']);
+  });
+
+  void it('makes one CA for both certificates: a real buildkitd with the chart\'s certificate and buildkitd.toml admits the agents\' client certificate and refuses any other', async () => {
+    const { objects } = rendered.get('builder-values.yaml') ?? assert.fail('scenario missing');
+    const data = (component: string) => {
+      const secret = findObject(objects, 'Secret', (candidate) => candidate.metadata.labels?.['app.kubernetes.io/component'] === component);
+      assert.equal(secret.type, 'kubernetes.io/tls');
+      return Object.fromEntries(Object.entries(secret.data as Record<string, string>).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')]));
+    };
+    const server = data('builder');
+    const client = data('builder-client');
+    assert.equal(server['ca.crt'], client['ca.crt']);
+    const ca = new X509Certificate(server['ca.crt']);
+    const serverCert = new X509Certificate(server['tls.crt']);
+    const clientCert = new X509Certificate(client['tls.crt']);
+    assert.ok(serverCert.verify(ca.publicKey) && clientCert.verify(ca.publicKey));
+    const service = findObject(objects.filter(isBuilderObject), 'Service');
+    assert.ok(serverCert.checkHost(`${service.metadata.name}.${service.metadata.namespace}.svc`), serverCert.subjectAltName);
+    // The CA's key is kept nowhere: each Secret holds a certificate, its key and the CA's certificate.
+    assert.deepEqual([Object.keys(server).sort(), Object.keys(client).sort()], [['ca.crt', 'tls.crt', 'tls.key'], ['ca.crt', 'tls.crt', 'tls.key']]);
+
+    const dir = await mkdtemp(path.join(tmpdir(), 'chart-buildkit-'));
+    try {
+      const folder = async (name: string, files: Record<string, string>) => {
+        await mkdir(path.join(dir, name), { mode: 0o700 });
+        for (const [file, content] of Object.entries(files)) await writeFile(path.join(dir, name, file), content, { mode: 0o600 });
+        return path.join(dir, name);
+      };
+      const serverDir = await folder('server', server);
+      const clientDir = await folder('client', { 'ca.pem': client['ca.crt'], 'cert.pem': client['tls.crt'], 'key.pem': client['tls.key'] });
+      const agents: BuildkitClientCertificates = { dir: clientDir, caFile: path.join(clientDir, 'ca.pem'), certFile: path.join(clientDir, 'cert.pem'), keyFile: path.join(clientDir, 'key.pem') };
+      const config = (findObject(objects.filter(isBuilderObject), 'ConfigMap').data as Record<string, string>)['buildkitd.toml'];
+      const testCa = await createTestCa(path.join(dir, 'other-ca'));
+      // Started and found ready with the agents' certificate, so the chart's config parses and the pair works.
+      const daemon = await startBuildkit({
+        ca: testCa,
+        dir: path.join(dir, 'daemon'),
+        server: { caFile: path.join(serverDir, 'ca.crt'), certFile: path.join(serverDir, 'tls.crt'), keyFile: path.join(serverDir, 'tls.key'), serverName: `${service.metadata.name}.${service.metadata.namespace}.svc` },
+        client: agents,
+        extraConfig: config,
+      });
+      try {
+        assert.match((await daemon.buildctl(['debug', 'workers'])).stdout, /ID\s+PLATFORMS/);
+        const stranger = await daemon.issueClient('stranger', testCa);
+        await writeFile(stranger.caFile, client['ca.crt']);
+        const refused = await runBuildctlAs(daemon.connectionArgs(stranger));
+        assert.match(refused, /broken pipe|connection reset by peer|certificate required|bad certificate|unknown certificate authority/);
+      } finally {
+        await daemon.stop();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  void it('uses existing certificate Secrets instead of making any', async () => {
+    const objects = await helm.render([await helm.valuesFile({ ...VALID_BASE, networkPolicy: { ...VALID_BASE.networkPolicy, registry: { cidrs: ['10.1.0.0/28'] } }, builder: { enabled: true, namespace: 'builds', tls: { existingServerSecret: 'buildkitd-tls', existingClientSecret: 'agents-buildkit-tls' } } })]);
+    assert.ok(!objects.some((object) => object.kind === 'Secret' && object.metadata.name.includes('buildkit')));
+    const pod = (findObject(objects.filter(isBuilderObject), 'StatefulSet').spec as { template: PodTemplate }).template.spec;
+    assert.equal(pod.volumes?.find((volume) => volume.name === 'certs')?.secret?.secretName, 'buildkitd-tls');
+    for (const { template } of agentPodTemplates(objects)) {
+      assert.equal(template.spec.volumes?.find((volume) => volume.name === 'buildkit-client')?.secret?.secretName, 'agents-buildkit-tls');
+      assert.equal(envValue(agentContainer(template), 'BUILDKIT_HOST'), 'tcp://pool-azure-pipelines-agent-buildkit.builds.svc:1234');
+    }
+  });
+
+  void it('refuses a builder where the agents are or may deploy, half a certificate pair, an old cluster, or one that could reach no registry', async () => {
+    const builderBase = { ...VALID_BASE, networkPolicy: { ...VALID_BASE.networkPolicy, registry: { cidrs: ['10.1.0.0/28'] } } };
+    const cases: { name: string; values: Record<string, unknown>; message: RegExp; kubeVersion?: string }[] = [
+      { name: "the agents' namespace", values: { ...builderBase, builder: { enabled: true, namespace: 'agents' } }, message: /builder\.namespace=agents is the agents' namespace: the builder needs Pod Security `privileged`/ },
+      { name: 'a deploy target', values: { ...builderBase, deployTargets: ['apps', 'builds'], builder: { enabled: true, namespace: 'builds' } }, message: /the agents may deploy into the builder's namespace builds \(deployTargets\)/ },
+      { name: 'clusterWide', values: { ...builderBase, clusterWide: true, builder: { enabled: true } }, message: /the agents may deploy into the builder's namespace agents-buildkit \(clusterWide=true\)/ },
+      { name: 'one existing Secret', values: { ...builderBase, builder: { enabled: true, tls: { existingServerSecret: 'x' } } }, message: /builder\.tls: set existingServerSecret and existingClientSecret together/ },
+      { name: 'no registry to reach', values: { ...VALID_BASE, builder: { enabled: true } }, message: /builder\.networkPolicy would let the builder reach no registry/ },
+      { name: 'an image by tag only', values: { ...builderBase, builder: { enabled: true, image: { digest: '' } } }, message: /at '\/builder\/image\/digest'/ },
+      { name: 'a misspelt builder key', values: { ...builderBase, builder: { enabled: true, replica: 2 } }, message: /additional properties 'replica' not allowed/ },
+      { name: 'Kubernetes before 1.30', values: { ...builderBase, builder: { enabled: true } }, message: /builder\.enabled needs Kubernetes 1\.30 or later/, kubeVersion: '1.29.0' },
+    ];
+    for (const { name, values, message, kubeVersion } of cases) {
+      const valuesFile = await helm.valuesFile(values);
+      const stderr = await helmFailure(kubeVersion ? helm.run(['template', 'pool', CHART_DIR, '--namespace', 'agents', '--kube-version', kubeVersion, '--values', valuesFile]) : helm.render([valuesFile]));
+      assert.match(stderr, message, name);
+    }
+  });
 });
+
+/** buildctl's error when it connects with these arguments (it must fail). */
+async function runBuildctlAs(connection: string[]): Promise<string> {
+  const error = await runTool(BUILDCTL, [...connection, 'debug', 'workers'], { timeoutMs: 20_000 }).then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  assert.ok(error instanceof ToolError, 'buildctl connected with a certificate the daemon should refuse');
+  return error.stderr;
+}

@@ -49,6 +49,15 @@ export interface StartBuildkitOptions {
   dir: string;
   /** Registries (`host:port`) the daemon reaches over https, trusting the test CA. */
   registries?: string[];
+  /**
+   * The daemon's own certificate and the CA it requires client certificates from (e.g. those a
+   * chart generated), instead of ones from `ca`; `serverName` is the name its certificate is for.
+   */
+  server?: { caFile: string; certFile: string; keyFile: string; serverName: string };
+  /** The client certificate `buildctl()` and the readiness check use; default: one issued by `ca`. */
+  client?: BuildkitClientCertificates;
+  /** More buildkitd.toml (e.g. a chart's), appended to the registries' sections. */
+  extraConfig?: string;
 }
 
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -86,12 +95,13 @@ export async function startBuildkit(options: StartBuildkitOptions): Promise<Buil
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const [port] = await freePorts(1);
   const address = `tcp://127.0.0.1:${port}`;
-  const server = await options.ca.issue(`buildkitd-${port}`, ['127.0.0.1']);
-  const client = await clientCertificates(options.ca, dir, `buildctl-${port}`);
+  const issued = options.server ? undefined : await options.ca.issue(`buildkitd-${port}`, ['127.0.0.1']);
+  const server = options.server ?? { caFile: options.ca.caCertPath, certFile: issued!.certPath, keyFile: issued!.keyPath, serverName: undefined };
+  const client = options.client ?? (await clientCertificates(options.ca, dir, `buildctl-${port}`));
   const rootDir = path.join(dir, 'state');
   const configPath = path.join(dir, 'buildkitd.toml');
   const registries = (options.registries ?? []).map((host) => `[registry.${toml(host)}]\n  http = false\n  insecure = false\n  ca = [${toml(options.ca.caCertPath)}]\n`);
-  await writeFile(configPath, registries.join('\n'));
+  await writeFile(configPath, [...registries, options.extraConfig ?? ''].join('\n'));
   const logPath = path.join(dir, 'buildkitd.log');
   const log = await open(logPath, 'a', 0o600);
   let child: ChildProcess;
@@ -101,7 +111,7 @@ export async function startBuildkit(options: StartBuildkitOptions): Promise<Buil
       BUILDKITD,
       [
         '--config', configPath, '--root', rootDir, '--addr', address,
-        '--tlscacert', options.ca.caCertPath, '--tlscert', server.certPath, '--tlskey', server.keyPath,
+        '--tlscacert', server.caFile, '--tlscert', server.certFile, '--tlskey', server.keyFile,
         '--oci-worker=true', '--containerd-worker=false', '--oci-worker-binary', RUNC, '--oci-worker-net', 'host',
       ],
       { stdio: ['ignore', log.fd, log.fd], env: { PATH: process.env.PATH } },
@@ -117,7 +127,8 @@ export async function startBuildkit(options: StartBuildkitOptions): Promise<Buil
     spawnError = error;
     exited = true;
   });
-  const connectionArgs = (certificates = client) => ['--addr', address, '--tlscacert', certificates.caFile, '--tlscert', certificates.certFile, '--tlskey', certificates.keyFile];
+  const serverName = server.serverName ? ['--tlsservername', server.serverName] : [];
+  const connectionArgs = (certificates = client) => ['--addr', address, ...serverName, '--tlscacert', certificates.caFile, '--tlscert', certificates.certFile, '--tlskey', certificates.keyFile];
   const stop = async () => {
     forget();
     await stopChild(child, 10_000);

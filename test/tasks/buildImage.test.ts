@@ -207,7 +207,7 @@ describe('one clear line and no tag moved', () => {
     ['a missing COPY source', async () => ({ dockerfile: join(await context({ Dockerfile: `FROM ${base}\nCOPY nothing /\n` }), 'Dockerfile') }), /^Dockerfile:2: COPY source nothing was not found in the build context/],
     ['an unknown target', async () => ({ dockerfile: join(await context({ Dockerfile: `FROM ${base} AS app\n` }), 'Dockerfile'), target: 'tests' }), /^Input 'target': the Dockerfile has no stage named 'tests'/],
     ['a bad buildArgs line', async () => ({ dockerfile: join(await context({ Dockerfile: `FROM ${base}\n` }), 'Dockerfile'), buildArgs: 'GOOD=1\njust words' }), /^Input 'buildArgs': line 2 \('just words'\) is not NAME=value/],
-    ['the BuildKit builder', async () => ({ dockerfile: join(await context({ Dockerfile: `FROM ${base}\n` }), 'Dockerfile'), builder: 'buildkit' }), /^Input 'builder': the BuildKit builder is not available yet/],
+    ['the BuildKit builder', async () => ({ dockerfile: join(await context({ Dockerfile: `FROM ${base}\n` }), 'Dockerfile'), builder: 'buildkit' }), /^Input 'buildkitAddress': is empty, and the BuildKit builder needs its daemon's address/],
   ];
   for (const [name, inputs, message] of failures) {
     test(name, async () => {

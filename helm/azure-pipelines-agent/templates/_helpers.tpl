@@ -355,6 +355,12 @@ containers:
       {{- if and $runsJobs $values.caches.volume }}
       {{- include "azure-pipelines-agent.cacheEnv" $root | nindent 6 }}
       {{- end }}
+      {{- if and (not $cleanup) $values.builder.enabled }}
+      # The builder's address: PrivateAcrBuildImage's default buildkitAddress (buildctl's own
+      # variable). The placeholder reports it too, so its capabilities stay the agents'.
+      - name: BUILDKIT_HOST
+        value: {{ include "azure-pipelines-agent.builderAddress" $root | quote }}
+      {{- end }}
       {{- if not $cleanup }}
       {{- with $profile.capabilities }}
       # The profile's capabilities: the agent reports its environment as capabilities, and the
@@ -396,6 +402,11 @@ containers:
       {{- if and $runsJobs $values.caches.volume }}
       - name: caches
         mountPath: {{ $values.caches.mountPath }}
+      {{- end }}
+      {{- if and $runsJobs $values.builder.enabled }}
+      - name: buildkit-client
+        mountPath: {{ include "azure-pipelines-agent.builderClientMountPath" $root }}
+        readOnly: true
       {{- end }}
       {{- if not $cleanup }}
       {{- with $values.extraVolumeMounts }}
@@ -443,6 +454,21 @@ volumes:
   {{- if and $runsJobs $values.caches.volume }}
   - name: caches
     {{- toYaml $values.caches.volume | nindent 4 }}
+  {{- end }}
+  {{- if and $runsJobs $values.builder.enabled }}
+  # The client certificate the builder trusts, where the build task looks for it.
+  - name: buildkit-client
+    secret:
+      secretName: {{ include "azure-pipelines-agent.builderClientSecretName" $root }}
+      # 0440 in decimal, read the same by every YAML parser: the agent's group may read it, nobody else.
+      defaultMode: 288
+      items:
+        - key: ca.crt
+          path: ca.crt
+        - key: tls.crt
+          path: tls.crt
+        - key: tls.key
+          path: tls.key
   {{- end }}
   {{- if not $cleanup }}
   {{- with $values.extraVolumes }}
@@ -504,3 +530,37 @@ annotations:
 {{- end }}
 {{- join "," (concat $names .Values.cleanup.keepAgents) }}
 {{- end }}
+
+{{/*
+The BuildKit builder (builder.*). Its objects live in a namespace of their own, named here, and
+carry the release's selector labels with component `builder`: the agents' NetworkPolicy and pod
+templates never select them, and theirs select only the builder.
+*/}}
+{{- define "azure-pipelines-agent.builderNamespace" -}}
+{{- default (printf "%s-buildkit" .Release.Namespace) .Values.builder.namespace | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "azure-pipelines-agent.builderName" -}}
+{{- printf "%s-buildkit" (include "azure-pipelines-agent.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "azure-pipelines-agent.builderSelectorLabels" -}}
+{{ include "azure-pipelines-agent.selectorLabels" . }}
+app.kubernetes.io/component: builder
+{{- end }}
+
+{{/* What the agents pass to buildctl: the builder Service's name in the cluster's DNS. */}}
+{{- define "azure-pipelines-agent.builderAddress" -}}
+{{- printf "tcp://%s.%s.svc:%d" (include "azure-pipelines-agent.builderName" .) (include "azure-pipelines-agent.builderNamespace" .) (int .Values.builder.port) }}
+{{- end }}
+
+{{/* The Secrets with the daemon's certificate (builder namespace) and the agents' (release namespace). */}}
+{{- define "azure-pipelines-agent.builderServerSecretName" -}}
+{{- default (printf "%s-server" (include "azure-pipelines-agent.builderName" .)) .Values.builder.tls.existingServerSecret }}
+{{- end }}
+{{- define "azure-pipelines-agent.builderClientSecretName" -}}
+{{- default (printf "%s-client" (include "azure-pipelines-agent.builderName" .)) .Values.builder.tls.existingClientSecret }}
+{{- end }}
+
+{{/* Where agents find their BuildKit client certificate: PrivateAcrBuildImage's default buildkitCertificates. */}}
+{{- define "azure-pipelines-agent.builderClientMountPath" -}}/azp/buildkit{{- end }}

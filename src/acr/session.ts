@@ -1,4 +1,5 @@
 import { createCredential, type AzureIdentity } from '../azure/entra.js';
+import type { RegistryLogin } from './dockerConfig.js';
 import { AcrTokenExchange } from './exchange.js';
 import { HttpTransport, type TransportOptions } from '../http/transport.js';
 import type { Logger, SecretRegistry } from '../log.js';
@@ -17,13 +18,6 @@ export interface RegistrySessionOptions {
   logger: Logger;
   secrets: SecretRegistry;
 }
-
-/**
- * How a tool that logs in by itself (a docker config.json reader such as buildctl) acts as the
- * session's identity: an ACR refresh token, which the tool trades for access tokens at the realm
- * (`identitytoken`), or a registry user's name and password.
- */
-export type RegistryLogin = { identityToken: string } | { username: string; password: string };
 
 export interface RegistrySession {
   client: RegistryClient;

@@ -4,13 +4,13 @@
 // into a private folder (the ACR refresh token as `identitytoken`, which BuildKit trades for
 // short-lived access tokens itself) and removes afterwards. The tags move last, with the task's own
 // registry client, all or none; a failed build moves none.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openRegistrySession, type RegistryLogin, type RegistrySessionOptions } from '../acr/session.js';
+import { writeDockerConfig } from '../acr/dockerConfig.js';
+import { openRegistrySession, type RegistrySessionOptions } from '../acr/session.js';
 import { helmNetworkEnvironment } from '../deploy/helmNetwork.js';
 import { InputError, UserError } from '../errors.js';
 import { checkLayoutTarget } from '../image/writeLayout.js';
-import type { SecretRegistry } from '../log.js';
 import { pushImage, type PushResult } from '../oci/push.js';
 import type { BuildDefinition } from './assemble.js';
 import { buildctlArgs, buildctlEnvironment, certificateFiles, runBuildctl } from './buildctl.js';
@@ -68,7 +68,8 @@ export async function buildWithBuildkit(options: BuildkitImageOptions): Promise<
   const session = openRegistrySession(options);
   try {
     const login = await session.loginFor(options.host);
-    await writeDockerConfig(work, options.host, login, options.secrets);
+    // buildctl also keeps its `.token_seed` in this folder.
+    await writeDockerConfig(join(work, 'config.json'), new Map(login ? [[options.host, login]] : []), options.secrets);
     const challenge = await session.client.challenge();
     const network = await helmNetworkEnvironment({
       transport: options.transport,
@@ -115,22 +116,6 @@ export async function buildWithBuildkit(options: BuildkitImageOptions): Promise<
     await session.close();
     await rm(work, { recursive: true, force: true });
   }
-}
-
-/**
- * docker's config.json with the one login buildctl needs, owner-only: an ACR refresh token as
- * `identitytoken` (BuildKit runs the OAuth2 refresh-token grant at the realm) or `auth` for a
- * registry user. buildctl also keeps its `.token_seed` in this folder.
- */
-async function writeDockerConfig(folder: string, host: string, login: RegistryLogin | undefined, secrets: SecretRegistry): Promise<void> {
-  const auths: Record<string, Record<string, string>> = {};
-  if (login && 'identityToken' in login) auths[host] = { identitytoken: login.identityToken };
-  else if (login) {
-    const auth = Buffer.from(`${login.username}:${login.password}`).toString('base64');
-    secrets.register(auth);
-    auths[host] = { auth };
-  }
-  await writeFile(join(folder, 'config.json'), JSON.stringify({ auths }), { mode: 0o600 });
 }
 
 /** The pushed manifest's (or index's) digest from buildctl's `--metadata-file`. */

@@ -1,6 +1,6 @@
 // Registry logins for helm: an `oci://` chart in ACR is pulled with an ACR refresh token from the
 // task's Entra identity, written where helm reads `helm registry login` results — never on argv.
-import { writeFile } from 'node:fs/promises';
+import { writeDockerConfig, type RegistryLogin } from '../acr/dockerConfig.js';
 import { AcrTokenExchange } from '../acr/exchange.js';
 import type { TokenCredential } from '../azure/entra.js';
 import { InputError } from '../errors.js';
@@ -26,19 +26,17 @@ export function ociChartHost(chart: string): string | undefined {
  */
 export async function writeRegistryConfig(path: string, chart: string, entra: TokenCredential | undefined, http: HttpTransport, secrets: SecretRegistry): Promise<string[]> {
   const host = ociChartHost(chart);
-  const auths: Record<string, { auth: string }> = {};
+  const logins = new Map<string, RegistryLogin>();
   const hosts = host ? [host] : [];
   if (host && entra) {
     const tokens = new AcrTokenExchange(entra, http, secrets);
     const challenge = await new RegistryClient({ host, http, tokens, logger: silentLogger }).challenge();
     // No challenge means the registry lets anyone pull: helm needs no login.
     if (challenge) {
-      const auth = Buffer.from(`${ACR_REFRESH_TOKEN_USER}:${await tokens.refreshTokenFor(challenge)}`).toString('base64');
-      secrets.register(auth);
-      auths[host] = { auth };
+      logins.set(host, { username: ACR_REFRESH_TOKEN_USER, password: await tokens.refreshTokenFor(challenge) });
       hosts.push(new URL(challenge.realm).host);
     }
   }
-  await writeFile(path, JSON.stringify({ auths }), { mode: 0o600 });
+  await writeDockerConfig(path, logins, secrets);
   return hosts;
 }

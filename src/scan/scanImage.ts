@@ -4,25 +4,19 @@
 // lives in one owner-only folder that is removed afterwards, also on cancel.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { AcrTokenExchange } from '../acr/exchange.js';
-import type { RegistryAuth } from '../acr/session.js';
-import { createCredential } from '../azure/entra.js';
+import { writeDockerConfig, type RegistryLogin } from '../acr/dockerConfig.js';
+import { openRegistrySession, type RegistryAuth, type RegistrySession } from '../acr/session.js';
 import { InputError } from '../errors.js';
-import { HttpTransport, type TransportOptions } from '../http/transport.js';
+import type { TransportOptions } from '../http/transport.js';
 import type { Logger, SecretRegistry } from '../log.js';
 import { formatImageReference, type ImageReference } from '../oci/reference.js';
-import { RegistryClient } from '../oci/registry.js';
-import { RealmTokenProvider, type RegistryTokenProvider } from '../oci/tokens.js';
 import { checkDatabaseArtifact, importHint, TRIVY_DB_LAYER, TRIVY_DB_SOURCE, TRIVY_JAVA_DB_SOURCE } from './database.js';
 import { countBySeverity, parseTrivyReport, renameArtifact, scannedTargets, sortFindings, type Finding, type ScannedTarget, type Severity, type SeverityCounts } from './findings.js';
 import { blockingFindings, formatAge, readDatabaseMetadata } from './gate.js';
 import { prepareImageFile } from './imageFile.js';
 import { renderJUnit } from './junit.js';
 import { renderSarif } from './sarif.js';
-import { runTrivy, trivyEnvironment, trivyImageArgs, TrivyError, writeDockerConfig, type RegistryLogin, type TrivyInput } from './trivy.js';
-
-/** ACR's user name for a refresh token used as a password (what `docker login` gets from `az acr login --expose-token`). */
-const ACR_REFRESH_TOKEN_USER = '00000000-0000-0000-0000-000000000000';
+import { runTrivy, trivyEnvironment, trivyImageArgs, TrivyError, type TrivyInput } from './trivy.js';
 
 export interface ScanImageOptions {
   /** Login server of the private registry. */
@@ -85,39 +79,41 @@ export interface ScanImageResult {
 }
 
 export async function scanImage(options: ScanImageOptions): Promise<ScanImageResult> {
-  const http = new HttpTransport({ logger: options.logger, ...options.transport });
+  // One identity for every host the scan touches (image, databases), sharing one token exchange.
+  const session = openRegistrySession({ host: options.registry, auth: options.auth, transport: options.transport, logger: options.logger, secrets: options.secrets });
   // mkdtemp makes the folder owner-only.
   const folder = await mkdtemp(join(options.tempDir, 'scan-image-'));
   try {
-    return await scanIn(folder, http, options);
+    return await scanIn(folder, session, options);
   } finally {
     await rm(folder, { recursive: true, force: true });
-    await http.close();
+    await session.close();
   }
 }
 
-async function scanIn(folder: string, http: HttpTransport, options: ScanImageOptions): Promise<ScanImageResult> {
+async function scanIn(folder: string, session: RegistrySession, options: ScanImageOptions): Promise<ScanImageResult> {
   const now = options.now ?? (() => new Date());
-  const registries = registryAccess(options.auth, http, options);
   const database = formatImageReference(options.databaseRepository);
   const javaDatabase = formatImageReference(options.javaDatabaseRepository);
   const hosts = [...new Set([options.registry, options.databaseRepository.host!, options.javaDatabaseRepository.host!])];
 
-  // Trivy needs the logins and where the image is; the checks that turn its failures into clear
-  // ones (the image exists, the database artifact is whole) run beside it, and stop it when they fail.
-  const [input, logins] = await Promise.all([trivyInput(options, folder), Promise.all(hosts.map((host) => registries.login(host)))]);
+  // Trivy needs the logins (go-containerregistry trades an ACR refresh token for access tokens at
+  // the realm itself; a registry that lets anyone in gets none) and where the image is; the checks
+  // that turn its failures into clear ones (the image exists, the database artifact is whole) run
+  // beside it, and stop it when they fail.
+  const [input, logins] = await Promise.all([trivyInput(options, folder), Promise.all(hosts.map(async (host) => [host, await session.loginFor(host)] as const))]);
   const cacheDir = join(folder, 'cache');
   const scratch = join(folder, 'tmp');
   await Promise.all([mkdir(cacheDir), mkdir(scratch, { recursive: true })]);
-  const dockerConfig = await writeDockerConfig(folder, logins.filter((login): login is RegistryLogin => login !== undefined), options.secrets);
+  await writeDockerConfig(join(folder, 'config.json'), new Map(logins.filter((entry): entry is readonly [string, RegistryLogin] => entry[1] !== undefined)), options.secrets);
   const caFile = await writeCaBundle(folder, options.transport?.caCertificates);
   const jsonPath = join(folder, 'report.json');
   const timeoutSeconds = options.timeoutSeconds ?? 600;
   const stop = new AbortController();
   const checked = Promise.all([
-    checkImage(options, registries),
-    registries
-      .client(options.databaseRepository.host!)
+    checkImage(options, session),
+    session
+      .clientFor(options.databaseRepository.host!)
       .repository(options.databaseRepository.repository)
       .getManifest(options.databaseRepository.tag ?? options.databaseRepository.digest!)
       .then((manifest) => checkDatabaseArtifact('databaseRepository', database, TRIVY_DB_SOURCE, TRIVY_DB_LAYER, manifest)),
@@ -131,7 +127,7 @@ async function scanIn(folder: string, http: HttpTransport, options: ScanImageOpt
       trivyImageArgs({ input, cacheDir, databaseRepository: database, javaDatabaseRepository: javaDatabase, outputPath: jsonPath, ignoreUnfixed: options.ignoreUnfixed, ignoreFile: options.ignoreFile, caFile, timeoutSeconds }),
       {
         trivyPath: options.trivyPath,
-        env: trivyEnvironment(process.env, { dockerConfig, tempDir: scratch, proxy: options.transport?.proxy, hosts }),
+        env: trivyEnvironment(process.env, { dockerConfig: folder, tempDir: scratch, proxy: options.transport?.proxy, hosts }),
         cwd: folder,
         logger: options.logger,
         killAfterMs: (timeoutSeconds + 60) * 1000,
@@ -187,30 +183,6 @@ export function gateFailure(result: Omit<ScanImageResult, 'failure'>): string | 
   return `${result.blocking.length} ${result.blocking.length === 1 ? 'vulnerability' : 'vulnerabilities'} at ${result.failOn.join(', ')} in ${result.subject} (${shown}): update the packages that have a fix (the run summary lists the fixed versions), or list the vulnerabilities you accept in ignoreFile.`;
 }
 
-/** Registry clients and logins for every host the scan touches, sharing one token exchange. */
-function registryAccess(auth: RegistryAuth, http: HttpTransport, options: Pick<ScanImageOptions, 'logger' | 'secrets'>) {
-  const exchange = auth.kind === 'azure' ? new AcrTokenExchange(createCredential(auth.identity, http, options.secrets), http, options.secrets) : undefined;
-  exchange?.warmUp();
-  const tokens: RegistryTokenProvider = auth.kind === 'azure' ? exchange! : new RealmTokenProvider(http, options.secrets, { username: auth.username, password: auth.password });
-  const clients = new Map<string, RegistryClient>();
-  const client = (host: string): RegistryClient => {
-    let existing = clients.get(host);
-    if (!existing) {
-      existing = new RegistryClient({ host, http, tokens, logger: options.logger });
-      clients.set(host, existing);
-    }
-    return existing;
-  };
-  /** What Trivy logs in with: the ACR refresh token of the Entra identity, or the registry user; nothing where the registry lets anyone in. */
-  const login = async (host: string): Promise<RegistryLogin | undefined> => {
-    // A registry user logs in as such everywhere; a registry that asks for nothing ignores it.
-    if (auth.kind === 'basic') return { host, username: auth.username, password: auth.password };
-    const challenge = await client(host).challenge();
-    return challenge && exchange && { host, username: ACR_REFRESH_TOKEN_USER, password: await exchange.refreshTokenFor(challenge) };
-  };
-  return { client, login };
-}
-
 /** What Trivy opens: the image in the registry as named, or the image on disk, unpacked if Trivy cannot read it as it is. */
 async function trivyInput(options: ScanImageOptions, folder: string): Promise<TrivyInput> {
   if (options.subject.kind === 'image') return { kind: 'registry', reference: formatImageReference({ ...options.subject.reference, host: options.registry }) };
@@ -222,10 +194,10 @@ async function trivyInput(options: ScanImageOptions, folder: string): Promise<Tr
 }
 
 /** Checks a registry image exists and names it by digest; an image on disk by its path. */
-async function checkImage(options: ScanImageOptions, registries: ReturnType<typeof registryAccess>): Promise<string> {
+async function checkImage(options: ScanImageOptions, session: RegistrySession): Promise<string> {
   if (options.subject.kind === 'imagePath') return options.subject.path;
   const reference = options.subject.reference;
-  const manifest = await registries.client(options.registry).repository(reference.repository).getManifest(reference.digest ?? reference.tag!);
+  const manifest = await session.client.repository(reference.repository).getManifest(reference.digest ?? reference.tag!);
   if (!manifest) {
     throw new InputError('image', `${formatImageReference({ ...reference, host: options.registry })} does not exist in the registry; check the repository and tag, or pass the push step's imageRef output.`);
   }

@@ -4,11 +4,9 @@
 // HTTPS_PROXY; extra CAs through `--cacert` (added to the system pool). Trivy runs in that private
 // folder, so no `.trivyignore` or `trivy.yaml` of the working directory is picked up by accident.
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import type { ProxySettings } from '../http/transport.js';
-import type { Logger, SecretRegistry } from '../log.js';
+import type { Logger } from '../log.js';
 
 /** What Trivy scans: an image in a registry (by digest), or an image on disk. */
 export type TrivyInput =
@@ -61,28 +59,6 @@ export function trivyImageArgs(scan: TrivyImageScan): string[] {
   // Only the registry: without this Trivy first looks for a Docker, containerd and Podman daemon.
   else args.push('--image-src', 'remote', scan.input.reference);
   return args;
-}
-
-export interface RegistryLogin {
-  host: string;
-  username: string;
-  password: string;
-}
-
-/**
- * Writes `<folder>/config.json` with one `auths` entry per login, owner-only, and returns the
- * folder for DOCKER_CONFIG. go-containerregistry (Trivy's registry client) trades the entry for a
- * registry token at the challenge's realm, as docker does after `docker login`.
- */
-export async function writeDockerConfig(folder: string, logins: readonly RegistryLogin[], secrets: SecretRegistry): Promise<string> {
-  const auths: Record<string, { auth: string }> = {};
-  for (const login of logins) {
-    const auth = Buffer.from(`${login.username}:${login.password}`).toString('base64');
-    secrets.register(auth);
-    auths[login.host] = { auth };
-  }
-  await writeFile(join(folder, 'config.json'), JSON.stringify({ auths }), { mode: 0o600 });
-  return folder;
 }
 
 // Inherited settings that would change what Trivy does behind the task's back: credentials and

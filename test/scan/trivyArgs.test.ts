@@ -1,12 +1,9 @@
 // How the scan task drives Trivy: the argument arrays (never a secret in them), the environment it
 // gets (credentials only through a 0600 docker config; the agent's proxy; nothing inherited that
-// would change the scan), and the docker config itself.
+// would change the scan).
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { trivyEnvironment, trivyImageArgs, writeDockerConfig, type TrivyImageScan } from '../../src/scan/trivy.js';
+import { trivyEnvironment, trivyImageArgs, type TrivyImageScan } from '../../src/scan/trivy.js';
 
 const base: TrivyImageScan = {
   input: { kind: 'registry', reference: `contoso.azurecr.io/team/app@sha256:${'a'.repeat(64)}` },
@@ -71,19 +68,4 @@ describe('trivy environment', () => {
     assert.equal(env.NO_PROXY, 'mirror.corp');
     assert.equal(env.HTTPS_PROXY, 'http://proxy.corp:3128/');
   });
-});
-
-test('the docker config holds one auth per registry, owner-only, and every auth is registered as a secret', async () => {
-  const folder = await mkdtemp(join(tmpdir(), 'docker-config-'));
-  try {
-    const registered: string[] = [];
-    await writeDockerConfig(folder, [{ host: 'contoso.azurecr.io', username: '00000000-0000-0000-0000-000000000000', password: 'refresh-token' }], { register: (secret) => registered.push(secret) });
-    const path = join(folder, 'config.json');
-    assert.equal((await stat(path)).mode & 0o777, 0o600);
-    const auth = Buffer.from('00000000-0000-0000-0000-000000000000:refresh-token').toString('base64');
-    assert.deepEqual(JSON.parse(await readFile(path, 'utf8')), { auths: { 'contoso.azurecr.io': { auth } } });
-    assert.deepEqual(registered, [auth]);
-  } finally {
-    await rm(folder, { recursive: true, force: true });
-  }
 });

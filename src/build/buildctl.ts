@@ -9,6 +9,7 @@ import { access } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { BuildDefinition } from './assemble.js';
 import type { BuildkitProgress } from './buildkitProgress.js';
 import type { BuildSecret } from './options.js';
 
@@ -40,16 +41,10 @@ export async function certificateFiles(folder: string, input: string): Promise<O
   return { caFile: await pick('ca.pem', 'ca.crt'), certFile: await pick('cert.pem', 'tls.crt'), keyFile: await pick('key.pem', 'tls.key') };
 }
 
-export interface BuildctlBuild {
+/** The build as buildctl takes it: the builders' common definition, platforms as `os/arch[/variant]` text. */
+export interface BuildctlBuild extends Omit<BuildDefinition, 'platforms'> {
   connection: BuildkitConnection;
-  dockerfile: string;
-  context: string;
-  buildArgs: ReadonlyMap<string, string>;
-  target?: string;
-  /** `os/arch[/variant]` each. */
   platforms: string[];
-  labels: Record<string, string>;
-  sourceDateEpoch?: number;
   /** `host/repository` the image is pushed to, by digest only: the task moves the tags. */
   image: string;
   /** `host/repository:tag` of the registry cache, imported and exported. */

@@ -4,9 +4,9 @@
 // config.json in DOCKER_CONFIG, and the daemon's mTLS key as a file. buildctl answers the daemon's
 // credential requests from that config itself (moby/buildkit session/auth), so the daemon fetches
 // with short-lived tokens and stores no login.
-import { spawn } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { runCli } from '../cli.js';
 import { UserError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { BuildDefinition } from './assemble.js';
@@ -131,35 +131,22 @@ const BUILDCTL_STOP_GRACE_MS = 3000;
 
 /** Runs buildctl; progress goes to the log as it arrives. Rejects with one line in the task's words. */
 export async function runBuildctl(args: string[], options: RunBuildctlOptions): Promise<void> {
-  options.signal?.throwIfAborted();
   options.logger.debug(`buildctl ${args.join(' ')}`);
-  const child = spawn('buildctl', args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env });
-  const stop = () => {
-    child.kill('SIGINT');
-    setTimeout(() => child.kill('SIGKILL'), BUILDCTL_STOP_GRACE_MS).unref();
-  };
-  options.signal?.addEventListener('abort', stop, { once: true });
   // Not progress: buildctl's error and the Dockerfile excerpt it prints around the failing line.
   const text: string[] = [];
-  let partial = '';
-  const take = (line: string) => {
-    if (!line.trim() || options.progress.line(line)) return;
-    text.push(line);
-    options.logger.info(line);
-  };
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => options.logger.debug(chunk.trimEnd()));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop() ?? '';
-    lines.forEach(take);
+  const { code } = await runCli('buildctl', args, {
+    env: options.env,
+    onStderrLine: (line) => {
+      if (options.progress.line(line)) return;
+      text.push(line);
+      options.logger.info(line);
+    },
+    onStdoutLine: (line) => options.logger.debug(line),
+    signal: options.signal,
+    stopSignal: 'SIGINT',
+    stopGraceMs: BUILDCTL_STOP_GRACE_MS,
+    notFound: 'buildctl was not found on PATH; use the agent image, which ships it, or install buildctl on the agent.',
   });
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', (error: NodeJS.ErrnoException) =>
-      reject(error.code === 'ENOENT' ? new UserError('buildctl was not found on PATH; use the agent image, which ships it, or install buildctl on the agent.') : error),
-    );
-    child.on('close', resolve);
-  }).finally(() => options.signal?.removeEventListener('abort', stop));
-  take(partial);
   options.signal?.throwIfAborted();
   if (code !== 0) throw buildctlFailure(text, options.progress, options.describe);
 }

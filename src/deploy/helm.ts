@@ -2,10 +2,10 @@
 // options and never carry a secret: helm reads its registry login and the overrides from files with
 // mode 0600, and its cluster credential from the task through the kubeconfig's exec plug-in, all
 // in a folder removed afterwards.
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isMap, parseDocument, stringify } from 'yaml';
+import { runCli } from '../cli.js';
 import { InputError, UserError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { EnvironmentChanges } from './helmNetwork.js';
@@ -112,7 +112,6 @@ export class HelmError extends UserError {}
 
 /** Runs helm; stderr goes to the log line by line, stdout is returned. Rejects with helm's own error line. */
 export async function runHelm(args: string[], options: HelmRunOptions): Promise<string> {
-  options.signal?.throwIfAborted();
   const helm = options.helmPath ?? 'helm';
   options.logger.debug(`${helm} ${args.join(' ')}`);
   const env: NodeJS.ProcessEnv = {
@@ -127,35 +126,20 @@ export async function runHelm(args: string[], options: HelmRunOptions): Promise<
     if (value === undefined) delete env[name];
     else env[name] = value;
   }
-  const child = spawn(helm, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-  const stop = () => {
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), HELM_STOP_GRACE_MS).unref();
-  };
-  options.signal?.addEventListener('abort', stop, { once: true });
-  const stdout: Buffer[] = [];
-  let stderr = '';
-  let partial = '';
-  child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) if (line.trim()) options.logger.info(`helm: ${line}`);
+  const { code, stdout, stderr } = await runCli(helm, args, {
+    env,
+    onStderrLine: (line) => options.logger.info(`helm: ${line}`),
+    signal: options.signal,
+    stopSignal: 'SIGTERM',
+    stopGraceMs: HELM_STOP_GRACE_MS,
+    notFound: `helm was not found on PATH (${helm}); install helm on the agent or use the agent image, which ships it.`,
   });
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', (error: NodeJS.ErrnoException) =>
-      reject(error.code === 'ENOENT' ? new UserError(`helm was not found on PATH (${helm}); install helm on the agent or use the agent image, which ships it.`) : error),
-    );
-    child.on('close', resolve);
-  }).finally(() => options.signal?.removeEventListener('abort', stop));
-  if (partial.trim()) options.logger.info(`helm: ${partial}`);
   options.signal?.throwIfAborted();
   if (code !== 0) {
     const errorLine = stderr.split('\n').reverse().find((line) => line.startsWith('Error:')) ?? stderr.trim().split('\n').at(-1) ?? `exit code ${code}`;
     throw new HelmError(`helm ${args[0]} failed: ${errorLine.replace(/^Error:\s*/, '')}`);
   }
-  return Buffer.concat(stdout).toString('utf8');
+  return stdout;
 }
 
 /** The revision in helm's release JSON (`-o json`). */

@@ -3,7 +3,7 @@
 // config.json (mode 0600) in the run's private folder, named by DOCKER_CONFIG; the proxy through
 // HTTPS_PROXY; extra CAs through `--cacert` (added to the system pool). Trivy runs in that private
 // folder, so no `.trivyignore` or `trivy.yaml` of the working directory is picked up by accident.
-import { spawn } from 'node:child_process';
+import { runCli } from '../cli.js';
 import { UserError } from '../errors.js';
 import type { ProxySettings } from '../http/transport.js';
 import type { Logger } from '../log.js';
@@ -123,40 +123,28 @@ export interface RunTrivyOptions {
   signal?: AbortSignal;
 }
 
+/** How long a stopped Trivy may take to end before it is killed. */
+const TRIVY_STOP_GRACE_MS = 3000;
+
 /** Runs Trivy; its log lines go to the task log as they come. Rejects with a TrivyError. */
 export async function runTrivy(args: string[], options: RunTrivyOptions): Promise<void> {
   const trivy = options.trivyPath ?? 'trivy';
   options.logger.debug(`${trivy} ${args.join(' ')}`);
-  const child = spawn(trivy, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  let partial = '';
-  const relay = (chunk: string) => {
-    stderr += chunk;
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) if (line.trim()) options.logger.info(`trivy: ${line}`);
-  };
-  child.stdout.setEncoding('utf8').on('data', relay);
-  child.stderr.setEncoding('utf8').on('data', relay);
-  const killer = setTimeout(() => child.kill('SIGKILL'), options.killAfterMs);
-  const stop = () => child.kill('SIGTERM');
-  options.signal?.addEventListener('abort', stop);
-  let code: number | null;
-  try {
-    code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', (error: NodeJS.ErrnoException) =>
-        reject(error.code === 'ENOENT' ? new UserError(`trivy was not found (${trivy}); use the agent image, which ships it, or put trivy on the agent's PATH.`) : error),
-      );
-      child.on('close', resolve);
-    });
-  } finally {
-    clearTimeout(killer);
-    options.signal?.removeEventListener('abort', stop);
-  }
-  if (partial.trim()) options.logger.info(`trivy: ${partial}`);
+  const relay = (line: string) => options.logger.info(`trivy: ${line}`);
+  const { code, stderr, timedOut } = await runCli(trivy, args, {
+    cwd: options.cwd,
+    env: options.env,
+    onStderrLine: relay,
+    onStdoutLine: relay,
+    signal: options.signal,
+    stopSignal: 'SIGTERM',
+    stopGraceMs: TRIVY_STOP_GRACE_MS,
+    killAfterMs: options.killAfterMs,
+    notFound: `trivy was not found (${trivy}); use the agent image, which ships it, or put trivy on the agent's PATH.`,
+  });
   if (code === 0) return;
   if (options.signal?.aborted) throw new TrivyError('it was stopped', stderr);
-  if (code === null) throw new TrivyError(`it did not finish within ${Math.round(options.killAfterMs / 1000)} s and was stopped`, stderr);
+  if (timedOut) throw new TrivyError(`it did not finish within ${Math.round(options.killAfterMs / 1000)} s and was stopped`, stderr);
   throw new TrivyError(fatalLine(stderr) ?? `exit code ${code}`, stderr);
 }
 

@@ -16,6 +16,11 @@ export interface SecretRegistry {
 
 export const silentLogger: Logger = { info() {}, warn() {}, debug() {} };
 
+/** Durations for log lines and run summaries: `12.3 s`. */
+export function formatDuration(milliseconds: number): string {
+  return `${(milliseconds / 1000).toFixed(1)} s`;
+}
+
 /** Sizes for log lines and run summaries, in binary units. */
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;

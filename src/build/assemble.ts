@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { forEachLimited } from '../concurrency.js';
 import { InputError, UserError } from '../errors.js';
 import { writeImageLayout, type LayoutBlob } from '../image/writeLayout.js';
-import { formatBytes, type Logger } from '../log.js';
+import { formatBytes, formatDuration, type Logger } from '../log.js';
 import { renderJson, sha256Digest, type PushedBlob, type RenderedManifest } from '../oci/content.js';
 import { DOCKER_LAYER_GZIP, OCI_INDEX, OCI_MANIFEST, type Descriptor } from '../oci/mediaTypes.js';
 import { formatImageName, resolveBaseImage, type BaseImage, type ImageReader } from './baseImage.js';
@@ -252,7 +252,7 @@ async function writeLayers(layers: Layer[], epoch: number, work: string, options
   });
   await cache.save().catch((error: Error) => options.logger.debug(`Could not save the layer cache ${options.cacheFile}: ${error.message}`));
   const total = [...byDigest.values()].reduce((sum, layer) => sum + layer.size, 0);
-  options.logger.info(`Wrote ${byDigest.size} layer(s), ${formatBytes(total)} compressed, in ${((Date.now() - started) / 1000).toFixed(1)} s${reused ? `; ${reused} reused` : ''}`);
+  options.logger.info(`Wrote ${byDigest.size} layer(s), ${formatBytes(total)} compressed, in ${formatDuration(Date.now() - started)}${reused ? `; ${reused} reused` : ''}`);
   return { byLayer, byDigest };
 }
 

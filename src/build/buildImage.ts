@@ -5,7 +5,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { openRegistrySession, type RegistrySessionOptions } from '../acr/session.js';
 import { InputError, UserError } from '../errors.js';
-import { formatBytes } from '../log.js';
+import { formatBytes, formatDuration } from '../log.js';
+import { factTable } from '../runSummary.js';
 import { pushImage, readTaggedLayers, type PushResult } from '../oci/push.js';
 import { assembleImage, writeAssembledLayout, type BuildDefinition } from './assemble.js';
 import { formatImageName } from './baseImage.js';
@@ -74,7 +75,7 @@ export async function buildContainerImage(options: BuildContainerImageOptions): 
     const result = await buildWithBuildkit(options);
     const imageRef = `${options.host}/${options.repository}@${result.digest}`;
     const durationMs = Date.now() - started;
-    logger.info(`Built and pushed ${imageRef} in ${(durationMs / 1000).toFixed(1)} s: ${result.steps.total} Dockerfile steps, ${result.steps.cached} from the cache`);
+    logger.info(`Built and pushed ${imageRef} in ${formatDuration(durationMs)}: ${result.steps.total} Dockerfile steps, ${result.steps.cached} from the cache`);
     return { ...result, durationMs, imageRef, builder, platforms: options.platforms.map(formatPlatform), bases: [] };
   }
   const work = await mkdtemp(join(options.tempDir, 'build-image-'));
@@ -108,7 +109,7 @@ export async function buildContainerImage(options: BuildContainerImageOptions): 
       const result = await pushImage({ client: session.client, repository: options.repository, root: pushSource(built, session), tags: options.tags, concurrency: options.concurrency, logger });
       const imageRef = `${options.host}/${options.repository}@${result.digest}`;
       logger.info(
-        `Built and pushed ${imageRef} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted from the base, ${result.blobsSkipped} already present`,
+        `Built and pushed ${imageRef} in ${formatDuration(Date.now() - started)}: ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted from the base, ${result.blobsSkipped} already present`,
       );
       return {
         ...result,
@@ -137,21 +138,19 @@ async function inspectDockerfile(options: BuildContainerImageOptions): Promise<B
 
 /** The run summary attached to the pipeline run. */
 export function renderBuildSummary(result: BuildContainerImageResult): string {
-  const lines = [
-    '### Image built and pushed',
-    '',
-    '| | |',
-    '|---|---|',
-    `| Image | \`${result.imageRef}\` |`,
-    `| Tags | ${result.tags.map((tag) => `\`${tag}\``).join(', ')} |`,
-    `| Builder | ${result.builder} |`,
-    `| Platforms | ${result.platforms.join(', ')} |`,
-    ...(result.bases.length ? [`| Base | ${[...new Set(result.bases)].map((base) => `\`${base}\``).join('<br>')} |`] : []),
-    ...(result.layersWritten !== undefined
-      ? [`| Layers | ${result.layersWritten} written; ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted, ${result.blobsSkipped} already in the registry |`]
-      : []),
-    ...(result.steps ? [`| Steps | ${result.steps.total} Dockerfile steps, ${result.steps.cached} from the cache |`] : []),
-    `| Time | ${(result.durationMs / 1000).toFixed(1)} s |`,
-  ];
-  return `${lines.join('\n')}\n`;
+  return factTable('Image built and pushed', [
+    ['Image', `\`${result.imageRef}\``],
+    ['Tags', result.tags.map((tag) => `\`${tag}\``).join(', ')],
+    ['Builder', result.builder],
+    ['Platforms', result.platforms.join(', ')],
+    ['Base', result.bases.length ? [...new Set(result.bases)].map((base) => `\`${base}\``).join('<br>') : undefined],
+    [
+      'Layers',
+      result.layersWritten !== undefined
+        ? `${result.layersWritten} written; ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted, ${result.blobsSkipped} already in the registry`
+        : undefined,
+    ],
+    ['Steps', result.steps ? `${result.steps.total} Dockerfile steps, ${result.steps.cached} from the cache` : undefined],
+    ['Time', formatDuration(result.durationMs)],
+  ]);
 }

@@ -2,6 +2,7 @@
 // `helm push` lays it out (helm pkg/registry Client.Push, v3.22) through the shared registry session.
 import { readFile, stat } from 'node:fs/promises';
 import { InputError, UserError } from '../errors.js';
+import { factTable } from '../runSummary.js';
 import { memoryBlob, resolved, sha256Digest, type ManifestSource, type ResolvedBlob } from '../oci/content.js';
 import { OCI_MANIFEST } from '../oci/mediaTypes.js';
 import { pushImage, type PushResult } from '../oci/push.js';
@@ -190,17 +191,12 @@ function chartRepository(namespace: string, name: string, chartPath: string): st
 
 /** The run summary attached to the pipeline run. */
 export function renderChartSummary(result: PushHelmChartResult): string {
-  const lines = [
-    '### Helm chart pushed',
-    '',
-    '| | |',
-    '|---|---|',
-    `| Chart | \`${result.chartRef}\` version \`${result.chartVersion}\` |`,
-    `| Reference | \`${result.reference}\` |`,
-    `| Digest | \`${result.digest}\` |`,
-    `| Source | ${result.source === 'folder' ? 'chart folder, packaged reproducibly' : 'packaged chart, pushed as is'}${result.provenance ? ', with provenance' : ''} |`,
-    `| Uploaded | ${result.blobsUploaded} blobs, ${formatBytes(result.bytesUploaded)} (${result.blobsSkipped} already in the registry; archive ${formatBytes(result.archiveBytes)}) |`,
-    `| Install | \`helm upgrade --install <release> ${result.chartRef} --version ${result.chartVersion}\` |`,
-  ];
-  return `${lines.join('\n')}\n`;
+  return factTable('Helm chart pushed', [
+    ['Chart', `\`${result.chartRef}\` version \`${result.chartVersion}\``],
+    ['Reference', `\`${result.reference}\``],
+    ['Digest', `\`${result.digest}\``],
+    ['Source', `${result.source === 'folder' ? 'chart folder, packaged reproducibly' : 'packaged chart, pushed as is'}${result.provenance ? ', with provenance' : ''}`],
+    ['Uploaded', `${result.blobsUploaded} blobs, ${formatBytes(result.bytesUploaded)} (${result.blobsSkipped} already in the registry; archive ${formatBytes(result.archiveBytes)})`],
+    ['Install', `\`helm upgrade --install <release> ${result.chartRef} --version ${result.chartVersion}\``],
+  ]);
 }

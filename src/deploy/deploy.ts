@@ -3,9 +3,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createCredential, type AzureIdentity, type TokenCredential } from '../azure/entra.js';
+import { factTable } from '../runSummary.js';
 import { InputError } from '../errors.js';
 import { HttpTransport, type TransportOptions } from '../http/transport.js';
-import type { Logger, SecretRegistry } from '../log.js';
+import { formatDuration, type Logger, type SecretRegistry } from '../log.js';
 import { accessFromKubeconfig, inClusterAccess, type ClusterAccess, type InClusterOptions } from '../kubernetes/access.js';
 import { aksClusterAccess, type AksCluster } from '../kubernetes/aks.js';
 import { openCluster } from '../kubernetes/client.js';
@@ -161,15 +162,20 @@ async function deployChart(options: DeployOptions, release: HelmRelease, access:
 
 /** The run summary attached to the pipeline run. */
 export function renderDeploySummary(result: DeployResult): string {
-  const lines = ['### Deployed to Kubernetes', '', '| | |', '|---|---|', `| Connection | ${result.connection} |`, `| Cluster | ${result.cluster} |`, `| Namespace | \`${result.namespace}\` |`];
-  if (result.release) lines.push(`| Release | \`${result.release.name}\` revision ${result.release.revision} |`);
-  if (result.appliedObjects) {
-    const shown = result.appliedObjects.slice(0, SUMMARY_OBJECTS).map((name) => `\`${name}\``);
-    const more = result.appliedObjects.length - shown.length;
-    lines.push(`| Applied | ${result.appliedObjects.length} object(s): ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''} |`);
-  }
-  lines.push(`| Time | ${(result.durationMs / 1000).toFixed(1)} s |`);
-  return `${lines.join('\n')}\n`;
+  return factTable('Deployed to Kubernetes', [
+    ['Connection', result.connection],
+    ['Cluster', result.cluster],
+    ['Namespace', `\`${result.namespace}\``],
+    ['Release', result.release && `\`${result.release.name}\` revision ${result.release.revision}`],
+    ['Applied', result.appliedObjects && describeApplied(result.appliedObjects)],
+    ['Time', formatDuration(result.durationMs)],
+  ]);
+}
+
+function describeApplied(names: string[]): string {
+  const shown = names.slice(0, SUMMARY_OBJECTS).map((name) => `\`${name}\``);
+  const more = names.length - shown.length;
+  return `${names.length} object(s): ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
 }
 
 /** Objects named in the summary; the full list is the `appliedObjects` output. */

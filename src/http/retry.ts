@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectionError, HttpError, RetriesExhaustedError, TimeoutError, errorMessage } from '../errors.js';
-import type { Logger } from '../log.js';
+import { formatDuration, type Logger } from '../log.js';
 
 /** How hard one request is tried. The transport holds one policy for every request it sends. */
 export interface RetryPolicy {
@@ -88,7 +88,7 @@ export async function retry<T>(operation: (attempt: RetryAttempt) => Promise<T>,
       const jittered = backoff / 2 + Math.random() * (backoff / 2);
       const serverAsked = error instanceof HttpError ? error.retryAfterMs : undefined;
       const delayMs = Math.round(serverAsked !== undefined ? Math.min(MAX_RETRY_AFTER_MS, Math.max(serverAsked, jittered)) : jittered);
-      options.logger?.warn(`${options.what}: ${errorMessage(error)}; retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${number + 1} of at most ${number + triesLeft})`);
+      options.logger?.warn(`${options.what}: ${errorMessage(error)}; retrying in ${formatDuration(delayMs)} (attempt ${number + 1} of at most ${number + triesLeft})`);
       await sleep(delayMs);
     }
   }

@@ -5,7 +5,7 @@
 import { openRegistrySession, type RegistrySessionOptions } from '../acr/session.js';
 import { InputError } from '../errors.js';
 import { HttpTransport } from '../http/transport.js';
-import { formatBytes } from '../log.js';
+import { formatBytes, formatDuration } from '../log.js';
 import { copyImage, formatPlatform, type CopyResult, type Platform } from '../oci/copy.js';
 import { formatImageReference, parseImageReference, validateRepository, validateTag } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
@@ -111,7 +111,7 @@ export async function importImages(options: ImportImagesOptions): Promise<Import
         logger,
       });
       logger.info(
-        `${target}@${copy.digest}: ${copy.manifests} manifest(s), ${copy.blobsCopied} blob(s) copied (${formatBytes(copy.bytesCopied)}), ${copy.blobsMounted} mounted, ${copy.blobsSkipped} already there, ${copy.referrers.length} referrer(s), in ${(copy.durationMs / 1000).toFixed(1)} s`,
+        `${target}@${copy.digest}: ${copy.manifests} manifest(s), ${copy.blobsCopied} blob(s) copied (${formatBytes(copy.bytesCopied)}), ${copy.blobsMounted} mounted, ${copy.blobsSkipped} already there, ${copy.referrers.length} referrer(s), in ${formatDuration(copy.durationMs)}`,
       );
       images.push({ source: line.text, target, copy });
     }

@@ -1,4 +1,5 @@
-import { formatBytes } from '../log.js';
+import { formatBytes, formatDuration } from '../log.js';
+import { factTable } from '../runSummary.js';
 import { openImage } from './open.js';
 import { pushImage, type PushResult } from '../oci/push.js';
 import { openRegistrySession, type RegistrySessionOptions } from '../acr/session.js';
@@ -39,7 +40,7 @@ export async function pushContainerImage(options: PushContainerImageOptions): Pr
     });
     const imageRef = `${options.host}/${options.repository}@${result.digest}`;
     logger.info(
-      `Pushed ${imageRef}: ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsSkipped} already present, in ${(result.durationMs / 1000).toFixed(1)} s`,
+      `Pushed ${imageRef}: ${result.blobsUploaded} blobs uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsSkipped} already present, in ${formatDuration(result.durationMs)}`,
     );
     return { ...result, imageRef, format: image.format };
   } finally {
@@ -49,16 +50,11 @@ export async function pushContainerImage(options: PushContainerImageOptions): Pr
 
 /** The run summary attached to the pipeline run. */
 export function renderPushSummary(result: PushContainerImageResult): string {
-  const lines = [
-    '### Image pushed',
-    '',
-    '| | |',
-    '|---|---|',
-    `| Image | \`${result.imageRef}\` |`,
-    `| Tags | ${result.tags.map((tag) => `\`${tag}\``).join(', ')} |`,
-    `| Source | ${result.format} |`,
-    `| Uploaded | ${result.blobsUploaded} blobs, ${formatBytes(result.bytesUploaded)} (${result.blobsSkipped} already in the registry) |`,
-    `| Time | ${(result.durationMs / 1000).toFixed(1)} s |`,
-  ];
-  return `${lines.join('\n')}\n`;
+  return factTable('Image pushed', [
+    ['Image', `\`${result.imageRef}\``],
+    ['Tags', result.tags.map((tag) => `\`${tag}\``).join(', ')],
+    ['Source', result.format],
+    ['Uploaded', `${result.blobsUploaded} blobs, ${formatBytes(result.bytesUploaded)} (${result.blobsSkipped} already in the registry)`],
+    ['Time', formatDuration(result.durationMs)],
+  ]);
 }

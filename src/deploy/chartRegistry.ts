@@ -8,9 +8,6 @@ import type { HttpTransport } from '../http/transport.js';
 import { silentLogger, type SecretRegistry } from '../log.js';
 import { RegistryClient } from '../oci/registry.js';
 
-/** The user name ACR expects with a refresh token as the password. */
-const ACR_REFRESH_TOKEN_USER = '00000000-0000-0000-0000-000000000000';
-
 /** `oci://contoso.azurecr.io/helm/web` → `contoso.azurecr.io`; undefined for a chart path. */
 export function ociChartHost(chart: string): string | undefined {
   if (!chart.startsWith('oci://')) return undefined;
@@ -33,7 +30,7 @@ export async function writeRegistryConfig(path: string, chart: string, entra: To
     const challenge = await new RegistryClient({ host, http, tokens, logger: silentLogger }).challenge();
     // No challenge means the registry lets anyone pull: helm needs no login.
     if (challenge) {
-      logins.set(host, { username: ACR_REFRESH_TOKEN_USER, password: await tokens.refreshTokenFor(challenge) });
+      logins.set(host, { identityToken: await tokens.refreshTokenFor(challenge) });
       hosts.push(new URL(challenge.realm).host);
     }
   }
